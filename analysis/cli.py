@@ -1,0 +1,91 @@
+"""`python -m analysis`: the commands the Makefile and users call.
+
+Exit status: 0 on success; 1 when a notebook or check failed; 2 when the input needs fixing (a
+`StudyError`). On failure the first line on stderr is the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from analysis.config import list_studies, load_study
+from analysis.errors import StudyError
+from analysis.paths import relative
+
+COMMANDS = {}
+
+
+def command(name: str, help: str):
+    """Register a sub-command: the decorated function adds its arguments and returns its handler."""
+    def register(configure):
+        COMMANDS[name] = (help, configure)
+        return configure
+    return register
+
+
+@command("run", "run a study's notebooks (only those out of date), then merge its ledger")
+def _run(parser: argparse.ArgumentParser):
+    parser.add_argument("study", nargs="?", default="reference", help="study name or file (default: reference)")
+    parser.add_argument("--notebooks", nargs="+", metavar="NAME", help="run only these (and what they need)")
+    parser.add_argument("--force", action="store_true", help="rerun every notebook, up to date or not")
+    parser.add_argument("--jobs", type=int, default=2, help="notebooks run at once (default: 2)")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds a cell may run (default: 600)")
+
+    def handle(args) -> int:
+        from analysis import ledger
+        from analysis.run import run_study
+
+        study = load_study(args.study)
+        report = run_study(study, args.notebooks, force=args.force, jobs=args.jobs, timeout=args.timeout)
+        for outcome in report.failed:
+            print(f"error: {outcome.error}", file=sys.stderr)
+            print(outcome.detail, file=sys.stderr)
+        if report.failed:
+            return 1
+        path = ledger.merge(study)
+        ran, current = len(report.ran), len(report.current)
+        print(f"done in {report.seconds:.1f} s: {ran} ran, {current} up to date; ledger {relative(path)}")
+        return 0
+
+    return handle
+
+
+@command("list", "list the studies and the notebooks each runs")
+def _list(parser: argparse.ArgumentParser):
+    def handle(args) -> int:
+        from analysis.run.pipeline import load_pipeline
+
+        print("studies (studies/*.yml):")
+        for name in list_studies():
+            study = load_study(name)
+            tag = " [synthetic data]" if study.synthetic else ""
+            print(f"  {name:<16} {study.title}{tag}")
+        print("notebooks (notebooks/pipeline.yml), in order:")
+        for step in load_pipeline():
+            needs = f" (needs {', '.join(step.needs)})" if step.needs else ""
+            print(f"  {step.name:<16} {step.description}{needs}")
+        return 0
+
+    return handle
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (help_text, configure) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handle=configure(sub))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handle(args)
+    except StudyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

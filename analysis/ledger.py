@@ -1,0 +1,241 @@
+"""The results ledger: every reported number, by a stable dotted name, with where it came from.
+
+Each notebook writes its own fragment (`<output>/ledger/<notebook>.json`), so notebooks running in
+parallel never write the same file; `merge` joins the fragments into `<output>/results.json`, the
+one file the paper, the figures and the reviewer's verification read.
+
+An entry holds `estimate`, `conf_low`, `conf_high`, `p_value`, `n`, `method`, `warnings`, a one-line
+`description`, optionally the `published` value it reproduces, and `provenance`: the notebook and
+cell that recorded it and the hashes of the parameters and of the derived data it used.
+
+Floats are stored to 12 significant digits: far below any reported precision, and above the last
+bits that differ between BLAS builds, so a rerun elsewhere does not rewrite the file for noise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from analysis.config import Study
+from analysis.errors import StudyError
+from analysis.paths import ROOT, atomic_write, relative
+from analysis.provenance import files_digest, sha256_json
+
+FIELDS = ("estimate", "conf_low", "conf_high", "p_value", "n")
+SIGNIFICANT = 12
+
+
+class Published(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    estimate: float | None = None
+    conf_low: float | None = None
+    conf_high: float | None = None
+    source: str
+
+
+class Provenance(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    notebook: str
+    cell: str | None = Field(None, description="the id of the notebook cell that recorded the entry")
+    parameters_sha256: str
+    data_sha256: str
+
+
+class Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    description: str
+    estimate: float | None = None
+    conf_low: float | None = None
+    conf_high: float | None = None
+    p_value: float | None = None
+    n: int | None = None
+    method: str = ""
+    warnings: list[str] = Field(default_factory=list)
+    published: Published | None = None
+    provenance: Provenance
+
+
+def _round(value: Any) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    value = float(value)
+    if math.isinf(value):
+        raise ValueError("an infinite value cannot be a reported number; use a stated correction")
+    return float(f"{value:.{SIGNIFICANT}g}")
+
+
+def ledger_dir(study: Study) -> Path:
+    return study.output_dir / "ledger"
+
+
+def results_path(study: Study) -> Path:
+    return study.output_dir / "results.json"
+
+
+def derived_data_files(study: Study) -> list[Path]:
+    return sorted((study.output_dir / "derived").glob("*.parquet"))
+
+
+class Ledger:
+    """The entries one notebook records; `save` writes them as that notebook's fragment."""
+
+    def __init__(self, study: Study, notebook: str):
+        self.study = study
+        self.notebook = notebook
+        self.entries: dict[str, Entry] = {}
+        self._parameters = sha256_json(study.model_dump(mode="json"))
+        self._cells = _cell_ids(ROOT / "notebooks" / f"{notebook}.ipynb")
+
+    def record(
+        self,
+        name: str,
+        result: pd.Series | pd.DataFrame | dict | float | int,
+        description: str,
+        *,
+        published: Published | dict | None = None,
+        **overrides,
+    ) -> Entry:
+        """Record one number. `result` is a one-row tidy frame, a row of one, a dict or a bare value.
+
+        Fields the result lacks may be given as keyword arguments (`method=`, `n=`...).
+        """
+        if isinstance(result, pd.DataFrame):
+            if len(result) != 1:
+                raise ValueError(f"{name}: expected a one-row result, got {len(result)} rows")
+            result = result.iloc[0]
+        values = {"estimate": result} if not isinstance(result, pd.Series | dict) else dict(result)
+        values.update(overrides)
+        warnings = values.get("warnings") or []
+        if isinstance(warnings, str):
+            warnings = [w for w in warnings.split("\n") if w]
+        entry = Entry(
+            description=description,
+            **{key: _round(values.get(key)) for key in FIELDS if key != "n"},
+            n=None if values.get("n") is None or pd.isna(values.get("n")) else int(values["n"]),
+            method=str(values.get("method") or ""),
+            warnings=list(warnings),
+            published=Published(**published) if isinstance(published, dict) else published,
+            provenance=Provenance(
+                notebook=self.notebook,
+                cell=self._current_cell(),
+                parameters_sha256=self._parameters,
+                data_sha256="",
+            ),
+        )
+        if name in self.entries:
+            raise ValueError(f"ledger entry '{name}' recorded twice in {self.notebook}")
+        self.entries[name] = entry
+        return entry
+
+    def get(self, name: str) -> Entry:
+        return self.entries[name]
+
+    def save(self) -> Path:
+        """Write this notebook's fragment, stamped with the hash of the derived data it used."""
+        data = sha256_json(files_digest(derived_data_files(self.study)))
+        payload = {
+            name: _dump(entry.model_copy(update={"provenance": entry.provenance.model_copy(update={"data_sha256": data})}))
+            for name, entry in sorted(self.entries.items())
+        }
+        path = ledger_dir(self.study) / f"{self.notebook}.json"
+        with atomic_write(path, encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=1, sort_keys=True, allow_nan=False)
+            handle.write("\n")
+        return path
+
+    def _current_cell(self) -> str | None:
+        """The id of the notebook cell now running, found by its source (None outside IPython)."""
+        try:
+            source = get_ipython().user_ns["In"][-1]  # type: ignore[name-defined]  # noqa: F821
+        except (NameError, KeyError, IndexError):
+            return None
+        return self._cells.get(source.strip())
+
+
+def _cell_ids(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    nb = nbformat.read(path, as_version=4)
+    return {cell.source.strip(): cell.id for cell in nb.cells if cell.cell_type == "code" and "id" in cell}
+
+
+def _dump(entry: Entry) -> dict:
+    return entry.model_dump(mode="json", exclude_none=True)
+
+
+def merge(study: Study) -> Path:
+    """Join every notebook's fragment into results.json; a name recorded by two notebooks is an error."""
+    entries: dict[str, dict] = {}
+    owner: dict[str, str] = {}
+    for fragment in sorted(ledger_dir(study).glob("*.json")):
+        for name, entry in json.loads(fragment.read_text(encoding="utf-8")).items():
+            if name in entries:
+                raise StudyError(f"ledger entry '{name}' is recorded by both {owner[name]} and {fragment.stem}")
+            entries[name], owner[name] = entry, fragment.stem
+    payload = {
+        "study": study.name,
+        "title": study.title,
+        "synthetic": study.synthetic,
+        "entries": dict(sorted(entries.items())),
+    }
+    path = results_path(study)
+    with atomic_write(path, encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=1, sort_keys=True, allow_nan=False)
+        handle.write("\n")
+    return path
+
+
+def read(path: str | Path) -> dict[str, Entry]:
+    """The entries of a results.json, checked against the entry schema."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise StudyError(f"{relative(path)}: cannot read the ledger: {error}") from None
+    return {name: Entry(**entry) for name, entry in payload["entries"].items()}
+
+
+def compare(expected: dict[str, Entry], actual: dict[str, Entry], rtol: float = 1e-6, atol: float = 1e-9) -> pd.DataFrame:
+    """Every difference between two ledgers, numbers compared as numbers.
+
+    A number matches when |actual - expected| <= atol + rtol * |expected| (numpy's `isclose` rule);
+    a missing value matches only a missing value; `method` and `warnings` must be equal as text.
+    Returns one row per difference (an empty frame when the ledgers agree): `name`, `field`,
+    `expected`, `actual`, `abs_diff`, `rel_diff`, `problem`.
+    """
+    rows = []
+    for name in sorted(set(expected) | set(actual)):
+        if name not in actual:
+            rows.append(_difference(name, "entry", "present", None, "missing from the rebuilt ledger"))
+            continue
+        if name not in expected:
+            rows.append(_difference(name, "entry", None, "present", "not in the committed ledger"))
+            continue
+        old, new = expected[name], actual[name]
+        for key in FIELDS:
+            a, b = getattr(old, key), getattr(new, key)
+            if a is None or b is None:
+                if (a is None) != (b is None):
+                    rows.append(_difference(name, key, a, b, "missing on one side"))
+            elif abs(b - a) > atol + rtol * abs(a):
+                rows.append(_difference(name, key, a, b, f"differs beyond rtol={rtol:g}, atol={atol:g}"))
+        for key in ("method", "warnings"):
+            if getattr(old, key) != getattr(new, key):
+                rows.append(_difference(name, key, getattr(old, key), getattr(new, key), "text differs"))
+    columns = ["name", "field", "expected", "actual", "abs_diff", "rel_diff", "problem"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _difference(name, field, expected, actual, problem) -> dict:
+    numeric = isinstance(expected, int | float) and isinstance(actual, int | float)
+    abs_diff = abs(actual - expected) if numeric else None
+    rel_diff = abs_diff / abs(expected) if numeric and expected else None
+    return {"name": name, "field": field, "expected": expected, "actual": actual,
+            "abs_diff": abs_diff, "rel_diff": rel_diff, "problem": problem}

@@ -1,0 +1,52 @@
+"""The Jupyter kernel of the running environment, whatever kernels are registered globally.
+
+A kernelspec named `python3` may point at any Python on the machine (papermill's and nbval's users
+trip on this); ours names the running interpreter by its absolute path and lives inside the
+environment (`sys.prefix`), so the venv always runs its own code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+from analysis.errors import StudyError
+
+KERNEL_NAME = "prepost-compendium"
+DISPLAY_NAME = "Python (prepost compendium)"
+
+
+def _spec_dir() -> Path:
+    return Path(sys.prefix) / "share" / "jupyter" / "kernels" / KERNEL_NAME
+
+
+def ensure_kernel() -> str:
+    """Register (or repair) the kernelspec for this interpreter; return its name."""
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": DISPLAY_NAME,
+        "language": "python",
+        "metadata": {"debugger": True},
+    }
+    target = _spec_dir() / "kernel.json"
+    try:
+        if not target.is_file() or json.loads(target.read_text()) != spec:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(spec, indent=1) + "\n")
+    except OSError as error:
+        raise StudyError(f"cannot register kernel '{KERNEL_NAME}' in {target.parent}: {error}; "
+                         f"kernels available: {available_kernels()}") from None
+    try:
+        KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+    except NoSuchKernel:
+        raise StudyError(f"kernel '{KERNEL_NAME}' not found after registering it in {target.parent}; "
+                         f"kernels available: {available_kernels()}") from None
+    return KERNEL_NAME
+
+
+def available_kernels() -> str:
+    specs = KernelSpecManager().find_kernel_specs()
+    return ", ".join(f"{name} ({path})" for name, path in sorted(specs.items())) or "none"

@@ -1,0 +1,99 @@
+"""Run a study's notebooks: in dependency order, only those out of date, two at a time."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from analysis.config import Study
+from analysis.provenance import code_digest
+from analysis.run.cache import RunState, compute_key
+from analysis.run.execute import Outcome, execute, parameters_for
+from analysis.run.kernel import ensure_kernel
+from analysis.run.pipeline import PIPELINE_FILE, Step, load_pipeline, select
+
+
+@dataclass
+class Report:
+    ran: list[Outcome] = field(default_factory=list)
+    current: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # not run because a notebook they need failed
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.ran if o.error]
+
+
+def run_study(
+    study: Study,
+    notebooks: list[str] | None = None,
+    *,
+    force: bool = False,
+    jobs: int = 2,
+    timeout: int = 600,
+    pipeline: Path = PIPELINE_FILE,
+    echo=print,
+) -> Report:
+    """Execute the study's notebooks that are out of date (all of them with `force`).
+
+    A notebook starts once every notebook it needs has finished; up to `jobs` run at once. A failure
+    stops the notebooks that need the failed one, not the others.
+    """
+    started = time.perf_counter()
+    steps = select(load_pipeline(pipeline), notebooks)
+    kernel = ensure_kernel()
+    state = RunState(study)
+    parameters = parameters_for(study)
+    code = code_digest()
+    report = Report()
+    total = len(steps)
+    echo(f"{study.name}: {total} notebook{'s' * (total != 1)}, up to {jobs} at a time")
+
+    pending = list(steps)  # dependency order: a step's needs come before it
+    finished: set[str] = set()
+    broken: set[str] = set()  # failed, or skipped because something they need failed
+    running: dict[Future, tuple[Step, str]] = {}
+    position = 0
+
+    def progress(step: Step, text: str) -> None:
+        nonlocal position
+        position += 1
+        echo(f"[{position}/{total}] {step.name:<14} {text}")
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        while pending or running:
+            for step in list(pending):
+                if broken & set(step.needs):
+                    pending.remove(step)
+                    broken.add(step.name)
+                    report.skipped.append(step.name)
+                    progress(step, "skipped: a notebook it needs failed")
+                elif set(step.needs) <= finished and len(running) < jobs:
+                    pending.remove(step)
+                    key = compute_key(study, step, parameters, [s for s in steps if s.name in step.needs], code)
+                    if not force and state.is_current(step, key):
+                        finished.add(step.name)
+                        report.current.append(step.name)
+                        progress(step, "up to date")
+                    else:
+                        running[pool.submit(execute, study, step, parameters, kernel, timeout)] = (step, key)
+            if not running:
+                continue
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                step, key = running.pop(future)
+                outcome = future.result()
+                report.ran.append(outcome)
+                if outcome.error:
+                    broken.add(step.name)
+                    state.forget(step)
+                    progress(step, f"FAILED after {outcome.seconds:.1f} s")
+                else:
+                    finished.add(step.name)
+                    state.record(step, key)
+                    progress(step, f"ran in {outcome.seconds:.1f} s")
+    report.seconds = time.perf_counter() - started
+    return report
