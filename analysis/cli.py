@@ -70,6 +70,57 @@ def _list(parser: argparse.ArgumentParser):
     return handle
 
 
+@command("kernel", "register this environment's Jupyter kernel (papermill, nbval and JupyterLab use it)")
+def _kernel(parser: argparse.ArgumentParser):
+    def handle(args) -> int:
+        from analysis.run.kernel import ensure_kernel
+
+        print(f"kernel '{ensure_kernel()}' runs {sys.executable}")
+        return 0
+
+    return handle
+
+
+@command("environment", "check that environment.yml installs exactly what requirements.lock pins")
+def _environment(parser: argparse.ArgumentParser):
+    parser.add_argument("--write", action="store_true", help="rewrite environment.yml from the lock file")
+
+    def handle(args) -> int:
+        from analysis import environment
+        from analysis.paths import atomic_write
+
+        if args.write:
+            with atomic_write(environment.ENVIRONMENT, encoding="utf-8") as handle:
+                handle.write(environment.render(environment.lock_pins()))
+            print(f"wrote {relative(environment.ENVIRONMENT)}")
+            return 0
+        problems = environment.drift()
+        if problems:
+            count = len(problems)
+            print(f"error: environment.yml and requirements.lock differ ({count}); run make lock", file=sys.stderr)
+            print("\n".join(problems), file=sys.stderr)
+            return 1
+        print("environment.yml matches requirements.lock")
+        return 0
+
+    return handle
+
+
+@command("clean", "remove what the pipeline generated for a study (never data_raw/ or the notebooks' sources)")
+def _clean(parser: argparse.ArgumentParser):
+    parser.add_argument("study", nargs="*", help="studies to clean (default: all)")
+
+    def handle(args) -> int:
+        from analysis.run.clean import clean
+
+        for name in args.study or list_studies():
+            for path in clean(load_study(name)):
+                print(f"removed {path}")
+        return 0
+
+    return handle
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import nbformat
 import papermill
@@ -25,15 +24,6 @@ class Outcome:
     seconds: float
     error: str | None = None  # one line: where and what
     detail: str = ""  # the failing cell's source and traceback
-
-
-def parameters_for(study: Study) -> dict:
-    """The values injected into every notebook's `parameters` cell: which study to run.
-
-    Everything else a notebook needs (periods, covariates, seeds) it reads from the study file,
-    whose hash is part of every notebook's cache key.
-    """
-    return {"study": relative(study.file)}
 
 
 def execute(study: Study, step: Step, parameters: dict, kernel: str, timeout: int) -> Outcome:

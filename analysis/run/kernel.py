@@ -26,7 +26,10 @@ def _spec_dir() -> Path:
 def ensure_kernel() -> str:
     """Register (or repair) the kernelspec for this interpreter; return its name."""
     spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        # ipykernel 7 logs a warning about TCP transport at every start; it is noise on our progress lines
+        "argv": [
+            sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", "--IPKernelApp.log_level=ERROR"
+        ],
         "display_name": DISPLAY_NAME,
         "language": "python",
         "metadata": {"debugger": True},

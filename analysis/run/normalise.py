@@ -1,9 +1,10 @@
 """Executed notebooks made stable: a rerun with nothing changed writes the same bytes.
 
 Removed: papermill's timestamps and durations, nbclient's execution timings, and the papermill
-status markers; execution counts are renumbered 1..n over the code cells that ran. Paths that
-papermill records are repository-relative. Outputs are left as they are: the notebooks themselves
-avoid printing absolute paths, timestamps and memory addresses.
+status markers; the injected parameters cell gets a fixed id; execution counts are renumbered
+1..n over the code cells that ran. Paths that papermill records are repository-relative, and the
+repository's absolute path in text outputs (tracebacks, warnings) becomes '.'. Numbers in outputs
+are never touched: the notebooks avoid printing timestamps and memory addresses.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def normalise(nb: nbformat.NotebookNode, input_path: str, output_path: str) -> n
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = "injected-parameters"  # papermill draws a random id for it on every run
         if cell.cell_type != "code":
             continue
         if cell.get("execution_count") is not None:

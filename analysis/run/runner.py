@@ -6,13 +6,26 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from analysis.config import Study
+from analysis.paths import relative
 from analysis.provenance import code_digest
 from analysis.run.cache import RunState, compute_key
-from analysis.run.execute import Outcome, execute, parameters_for
 from analysis.run.kernel import ensure_kernel
 from analysis.run.pipeline import PIPELINE_FILE, Step, load_pipeline, select
+
+if TYPE_CHECKING:
+    from analysis.run.execute import Outcome
+
+
+def parameters_for(study: Study) -> dict:
+    """The values injected into every notebook's `parameters` cell: which study to run.
+
+    Everything else a notebook needs (periods, covariates, seeds) it reads from the study file,
+    whose hash is part of every notebook's cache key.
+    """
+    return {"study": relative(study.file)}
 
 
 @dataclass
@@ -79,6 +92,8 @@ def run_study(
                         report.current.append(step.name)
                         progress(step, "up to date")
                     else:
+                        from analysis.run.execute import execute  # imports papermill: only when a notebook runs
+
                         running[pool.submit(execute, study, step, parameters, kernel, timeout)] = (step, key)
             if not running:
                 continue

@@ -1,0 +1,47 @@
+"""Fixtures shared by the test folders."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+
+def minimal_spec(tmp_path) -> dict:
+    """The smallest valid study file's contents, writing only under tmp_path."""
+    raw = tmp_path / "raw.csv"
+    raw.write_text("x\n1\n")
+    return {
+        "title": "Toy study",
+        "synthetic": True,
+        "data": {"patients": {"file": str(raw)}, "suggestions": {"file": str(raw)}},
+        "periods": {"before": {"label": "Before", "start": "2020-01-01", "end": "2020-12-31"},
+                    "after": {"label": "After", "start": "2021-01-01", "end": "2021-12-31"}},
+        "seeds": {"models": 1, "bootstrap": 2},
+        "outputs": {"folder": str(tmp_path / "out"), "notebooks": str(tmp_path / "executed")},
+    }
+
+
+@pytest.fixture
+def write_study(tmp_path):
+    """write_study(changes={dotted.key: value}, text=None) -> path of a study file in tmp_path."""
+
+    def write(changes: dict | None = None, text: str | None = None, name: str = "toy"):
+        path = tmp_path / f"{name}.yml"
+        if text is None:
+            spec = copy.deepcopy(minimal_spec(tmp_path))
+            for dotted, value in (changes or {}).items():
+                *parents, last = dotted.split(".")
+                node = spec
+                for part in parents:
+                    node = node.setdefault(part, {})
+                if value is None:
+                    node.pop(last, None)
+                else:
+                    node[last] = value
+            text = yaml.safe_dump(spec, sort_keys=False)
+        path.write_text(text)
+        return path
+
+    return write
