@@ -121,6 +121,20 @@ def _clean(parser: argparse.ArgumentParser):
     return handle
 
 
+@command("bench", "measure the runner (cold and no-op runs, overhead per notebook); write tests/benchmarks/RESULTS.md")
+def _bench(parser: argparse.ArgumentParser):
+    parser.add_argument("study", nargs="?", default="reference", help="study name or file (default: reference)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")
+
+    def handle(args) -> int:
+        from analysis.bench import run_benchmarks
+
+        run_benchmarks(args.study, args.only)
+        return 0
+
+    return handle
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

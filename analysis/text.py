@@ -1,0 +1,143 @@
+"""Numbers from the ledger written as prose, the same way in the notebooks and in the manuscript.
+
+A placeholder `{{ name | style }}` (or `{{ name | style:digits }}`) is replaced by the ledger entry
+`name` formatted by `style`. Unknown names and styles are errors, never blanks, so a manuscript
+cannot quietly lose a number.
+
+Styles (digits default in brackets):
+- `est` [2]: the estimate; `est_ci` [2]: estimate with "(95% CI low to high)"; `ci` [2]: "low to high"
+- `pct` [1]: a proportion as a percentage; `pct_ci` [1]: with its interval; `pp` [1]: percentage points
+- `frac`: events/n of a proportion, with the percentage, e.g. "66/101 (65.3%)"
+- `p`: a p-value in the journal's style ("p<0.001", "p=0.03"); `n`, `int`: whole numbers
+- `nnt`: number needed to treat, rounded up (Altman), with its interval
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+
+from analysis.errors import StudyError
+from analysis.ledger import Entry
+
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\|\s*([a-z_]+)(?::(\d+))?\s*\}\}")
+STYLES: dict[str, tuple[Callable[[Entry, int], str], int]] = {}
+
+
+def style(name: str, digits: int = 2):
+    def register(function):
+        STYLES[name] = (function, digits)
+        return function
+    return register
+
+
+def number(value: float, digits: int) -> str:
+    """Fixed decimals, a true minus sign avoided (journals differ); -0.00 shown as 0.00."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if re.fullmatch(r"-0\.?0*", text) else text
+
+
+def _need(entry: Entry, *fields: str) -> None:
+    missing = [f for f in fields if getattr(entry, f) is None]
+    if missing:
+        raise ValueError(f"has no {', '.join(missing)}")
+
+
+@style("est")
+def _est(entry: Entry, digits: int) -> str:
+    _need(entry, "estimate")
+    return number(entry.estimate, digits)
+
+
+@style("ci")
+def _ci(entry: Entry, digits: int) -> str:
+    _need(entry, "conf_low", "conf_high")
+    return f"{number(entry.conf_low, digits)} to {number(entry.conf_high, digits)}"
+
+
+@style("est_ci")
+def _est_ci(entry: Entry, digits: int) -> str:
+    return f"{_est(entry, digits)} (95% CI {_ci(entry, digits)})"
+
+
+@style("pct", 1)
+def _pct(entry: Entry, digits: int) -> str:
+    _need(entry, "estimate")
+    return f"{number(100 * entry.estimate, digits)}%"
+
+
+@style("pct_ci", 1)
+def _pct_ci(entry: Entry, digits: int) -> str:
+    _need(entry, "estimate", "conf_low", "conf_high")
+    low, high = (number(100 * v, digits) for v in (entry.conf_low, entry.conf_high))
+    return f"{_pct(entry, digits)} (95% CI {low}% to {high}%)"
+
+
+@style("pp", 1)
+def _pp(entry: Entry, digits: int) -> str:
+    _need(entry, "estimate")
+    return f"{number(100 * entry.estimate, digits)} percentage points"
+
+
+@style("frac", 1)
+def _frac(entry: Entry, digits: int) -> str:
+    _need(entry, "estimate", "n")
+    events = round(entry.estimate * entry.n)
+    return f"{events}/{entry.n} ({_pct(entry, digits)})"
+
+
+@style("p", 3)
+def _p(entry: Entry, digits: int) -> str:
+    _need(entry, "p_value")
+    p = entry.p_value
+    floor = 10 ** -digits
+    if p < floor:
+        return f"p<{floor:.{digits}f}"
+    if p > 0.99:
+        return "p>0.99"
+    return f"p={number(p, 2 if p >= 0.01 else digits)}"
+
+
+@style("n", 0)
+def _n(entry: Entry, digits: int) -> str:
+    _need(entry, "n")
+    return f"{entry.n:,}"
+
+
+@style("int", 0)
+def _int(entry: Entry, digits: int) -> str:
+    _need(entry, "estimate")
+    return f"{round(entry.estimate):,}"
+
+
+@style("nnt", 0)
+def _nnt(entry: Entry, digits: int) -> str:
+    _need(entry, "estimate", "conf_low", "conf_high")
+    low, high = sorted((math.ceil(entry.conf_low), math.ceil(entry.conf_high)))
+    return f"{math.ceil(entry.estimate)} (95% CI {low} to {high})"
+
+
+def render(template: str, entries: Mapping[str, Entry], where: str = "text") -> str:
+    """Replace every placeholder; any unknown name or style, or a value that cannot be shown, is an error."""
+    problems: list[str] = []
+
+    def replace(match: re.Match) -> str:
+        name, style_name, digits = match.group(1), match.group(2), match.group(3)
+        if name not in entries:
+            problems.append(f"'{name}' is not in the ledger")
+            return match.group(0)
+        if style_name not in STYLES:
+            problems.append(f"'{name}': unknown style '{style_name}' (styles: {', '.join(sorted(STYLES))})")
+            return match.group(0)
+        function, default = STYLES[style_name]
+        try:
+            return function(entries[name], int(digits) if digits else default)
+        except ValueError as error:
+            problems.append(f"'{name}' {error}, which style '{style_name}' needs")
+            return match.group(0)
+
+    text = PLACEHOLDER.sub(replace, template)
+    if problems:
+        raise StudyError(f"{where}: {len(problems)} placeholder problem(s): " + "; ".join(problems))
+    return text
