@@ -15,11 +15,12 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cf
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: help venv reproduce test lab bench reference lock clean distclean
+.PHONY: help venv reproduce test verify lab bench reference lock clean distclean
 
 help:
 	@echo "make reproduce   build .venv if needed, then run the reference study end to end"
 	@echo "make test        build .venv if needed, then the whole test suite (nbval on the notebooks included)"
+	@echo "make verify      rebuild the study from raw data in a fresh folder and compare with what is committed"
 	@echo "make lab         JupyterLab on the project's kernel"
 	@echo "make bench       benchmarks, written to bench/RESULTS.md"
 	@echo "make reference   install R and lme4 (Debian) and regenerate tests/reference/ outputs"
@@ -45,6 +46,9 @@ reproduce: venv
 test: venv
 	$(PY) -m pytest tests
 	$(PY) -m pytest $(NBVAL) notebooks
+
+verify: venv
+	$(PY) -m analysis verify $(STUDY)
 
 lab: venv
 	$(PY) -m analysis kernel

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from analysis.config import list_studies, load_study
 from analysis.errors import StudyError
@@ -130,6 +131,108 @@ def _bench(parser: argparse.ArgumentParser):
         from analysis.bench import run_benchmarks
 
         run_benchmarks(args.study, args.only)
+        return 0
+
+    return handle
+
+
+@command("verify", "rebuild a study from raw data in a fresh folder and compare with what is committed")
+def _verify(parser: argparse.ArgumentParser):
+    parser.add_argument("study", nargs="?", default="reference", help="study name or file (default: reference)")
+    parser.add_argument("--against", metavar="STUDY", help="compare with this study's committed outputs instead")
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="rebuild into DIR and keep it (default: temporary)")
+
+    def handle(args) -> int:
+        from analysis import verify
+
+        study = load_study(args.study)
+        committed = load_study(args.against) if args.against else study
+        result = verify.verify(study, committed, keep=args.keep)
+        report, _ = verify.write_report(result, verify.report_folder(committed))
+        line = verify.summary_line(result, report)
+        print(line, file=sys.stdout if result.passed else sys.stderr)
+        return 0 if result.passed else 1
+
+    return handle
+
+
+@command("data", "validate a study's raw data, derive its analysis tables, write them with the manifest")
+def _data(parser: argparse.ArgumentParser):
+    parser.add_argument("study", nargs="?", default="reference", help="study name or file (default: reference)")
+    parser.add_argument("--accept-new-data", action="store_true",
+                        help="accept raw files that changed since the manifest was written")
+
+    def handle(args) -> int:
+        from analysis.data import prepare
+        from analysis.data.manifest import derived_dir, manifest_path
+
+        study = load_study(args.study)
+        prepared = prepare(study, accept_new_data=args.accept_new_data)
+        flow = prepared.flow.set_index(["stage", "period"])["n"]
+        tag = " [synthetic data]" if study.synthetic else ""
+        print(f"{study.name}{tag}: {flow['screened', 'all']} screened, included {flow['included', 'before']} before "
+              f"and {flow['included', 'after']} after; {len(prepared.suggestions)} suggestions")
+        print(f"derived tables in {relative(derived_dir(study))}/, manifest {relative(manifest_path(study))}")
+        return 0
+
+    return handle
+
+
+@command("synthesize", "regenerate the synthetic example datasets (developers), or write a large one")
+def _synthesize(parser: argparse.ArgumentParser):
+    from pathlib import Path
+
+    parser.add_argument("--check", action="store_true",
+                        help="regenerate into a temporary folder and fail if the committed files differ")
+    parser.add_argument("--patients", type=int, metavar="N", help="instead, write a benchmark dataset of N patients")
+    parser.add_argument("--teams", type=int, default=200, help="with --patients: medical teams (default: 200)")
+    parser.add_argument("--sites", type=int, default=1, help="with --patients: sites the teams are nested in")
+    parser.add_argument("--seed", type=int, help="with --patients: the generator's seed (default: the reference's)")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="with --patients: the folder to write to")
+
+    def handle(args) -> int:
+        import time
+
+        from analysis.data import synthetic
+
+        if args.patients is not None:
+            if args.out is None:
+                raise StudyError("--patients needs --out DIR: benchmark data are not written into data_raw/")
+            started = time.perf_counter()
+            seed = synthetic.REFERENCE.parameters.seed if args.seed is None else args.seed
+            paths = synthetic.write_scaled(args.out, args.patients, args.teams, args.sites, seed)
+            print(f"wrote {', '.join(relative(p) for p in paths)} in {time.perf_counter() - started:.1f} s")
+            return 0
+        if args.check:
+            differing = [path for dataset in synthetic.DATASETS.values() for path in synthetic.check_dataset(dataset)]
+            if differing:
+                print(f"error: regenerating gives other bytes than the committed {', '.join(differing)}; run "
+                      f"`python -m analysis synthesize` and review the change", file=sys.stderr)
+                return 1
+            print(f"synthetic datasets reproduce byte for byte: {', '.join(synthetic.DATASETS)}")
+            return 0
+        for dataset in synthetic.DATASETS.values():
+            print(f"{dataset.name}: wrote {', '.join(relative(p) for p in synthetic.write_dataset(dataset))}")
+        return 0
+
+    return handle
+
+
+@command("dictionary", "render the data dictionary as data_raw/DICTIONARY.md (developers)")
+def _dictionary(parser: argparse.ArgumentParser):
+    parser.add_argument("--check", action="store_true", help="fail if DICTIONARY.md is not the current rendering")
+
+    def handle(args) -> int:
+        from analysis.data import dictionary
+
+        where = relative(dictionary.MARKDOWN)
+        if args.check:
+            if dictionary.markdown_is_current():
+                print(f"{where} is up to date")
+                return 0
+            print(f"error: {where} is stale; run `python -m analysis dictionary`", file=sys.stderr)
+            return 1
+        print(f"{'wrote' if dictionary.write_markdown() else 'unchanged:'} {where}")
         return 0
 
     return handle

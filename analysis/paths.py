@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def resolve(path: str | Path) -> Path:
@@ -39,6 +41,7 @@ def atomic_write(path: str | Path, mode: str = "w", **kwargs):
     try:
         with open(tmp, mode, **kwargs) as handle:
             yield handle
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -107,3 +107,15 @@ def test_compare_reports_every_difference_missing_and_extra_entries():
         ("gone", "entry"): "missing from the rebuilt ledger",
         ("new", "entry"): "not in the committed ledger",
     }
+
+
+def test_written_files_get_the_usual_permissions_not_owner_only(study):
+    import os
+    import stat
+
+    book = ledger.Ledger(study, "x")
+    book.record("a", 1.0, "one")
+    mode = stat.S_IMODE(book.save().stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
