@@ -10,6 +10,7 @@ otherwise be silently ignored), a wrong type, a missing data file, periods that 
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from analysis.errors import StudyError
 from analysis.paths import ROOT, relative, resolve
+from analysis.provenance import sha256_json
 
 STUDIES_DIR = ROOT / "studies"
 
@@ -34,6 +36,9 @@ class TableSource(_Strict):
     sheet: str | int | None = Field(None, description="Excel sheet name or 0-based index")
     header_row: int = Field(1, ge=1, description="1-based row that holds the column names")
     encoding: str = "utf-8"
+    date_format: str | None = Field(
+        None, description="how dates written as text look, e.g. '%d/%m/%Y'; default ISO 8601 (2011-02-01)"
+    )
     columns: dict[str, str] = Field(default_factory=dict, description="dictionary column -> column in the file")
     values: dict[str, dict[Any, Any]] = Field(
         default_factory=dict, description="dictionary column -> {code in the file: code in the dictionary}"
@@ -45,6 +50,28 @@ class TableSource(_Strict):
         if not resolve(path).is_file():
             raise ValueError(f"data file not found: {relative(resolve(path))}")
         return path
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ValueError(f"unknown encoding '{encoding}' (for example utf-8, cp1252, latin-1)") from None
+        return encoding
+
+    @field_validator("date_format")
+    @classmethod
+    def _date_format_round_trips(cls, fmt: str | None) -> str | None:
+        # A format without day, month and year would parse every date to the same day.
+        probe = dt.date(2011, 12, 31)
+        try:
+            ok = fmt is None or dt.datetime.strptime(probe.strftime(fmt), fmt).date() == probe
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"date_format '{fmt}' does not read back a day, month and year (for example '%d/%m/%Y')")
+        return fmt
 
     @property
     def path(self) -> Path:
@@ -142,6 +169,10 @@ class Study(_Strict):
     @property
     def notebook_dir(self) -> Path:
         return resolve(self.outputs.notebooks) if self.outputs.notebooks else self.output_dir / "notebooks"
+
+    def parameters_sha256(self) -> str:
+        """Hash of what the analysis depends on: every setting except where the file and outputs are."""
+        return sha256_json(self.model_dump(mode="json", exclude={"file", "outputs"}))
 
     def raw_files(self) -> list[Path]:
         """Every raw input the study reads: its data tables and the published aggregates."""

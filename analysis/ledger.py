@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from analysis.config import Study
 from analysis.errors import StudyError
 from analysis.paths import ROOT, atomic_write, relative
-from analysis.provenance import files_digest, sha256_json
+from analysis.provenance import sha256_file, sha256_json
 
 FIELDS = ("estimate", "conf_low", "conf_high", "p_value", "n")
 SIGNIFICANT = 12
@@ -89,7 +89,7 @@ class Ledger:
         self.study = study
         self.notebook = notebook
         self.entries: dict[str, Entry] = {}
-        self._parameters = sha256_json(study.model_dump(mode="json"))
+        self._parameters = study.parameters_sha256()
         self._cells = _cell_ids(ROOT / "notebooks" / f"{notebook}.ipynb")
 
     def record(
@@ -138,7 +138,8 @@ class Ledger:
 
     def save(self) -> Path:
         """Write this notebook's fragment, stamped with the hash of the derived data it used."""
-        data = sha256_json(files_digest(derived_data_files(self.study)))
+        # keyed by file name, not path, so a rebuild in another folder hashes the same
+        data = sha256_json({p.name: sha256_file(p) for p in derived_data_files(self.study)})
         payload = {}
         for name, entry in sorted(self.entries.items()):
             provenance = entry.provenance.model_copy(update={"data_sha256": data})
@@ -208,7 +209,8 @@ def compare(
     """Every difference between two ledgers, numbers compared as numbers.
 
     A number matches when |actual - expected| <= atol + rtol * |expected| (numpy's `isclose` rule);
-    a missing value matches only a missing value; `method` and `warnings` must be equal as text.
+    a missing value matches only a missing value; `method` and `warnings` must be equal as text, and
+    so must the hashes of the parameters and derived data the entry was made from.
     Returns one row per difference (an empty frame when the ledgers agree): `name`, `field`,
     `expected`, `actual`, `abs_diff`, `rel_diff`, `problem`.
     """
@@ -231,6 +233,10 @@ def compare(
         for key in ("method", "warnings"):
             if getattr(old, key) != getattr(new, key):
                 rows.append(_difference(name, key, getattr(old, key), getattr(new, key), "text differs"))
+        for key in ("parameters_sha256", "data_sha256"):
+            a, b = getattr(old.provenance, key), getattr(new.provenance, key)
+            if a != b:
+                rows.append(_difference(name, f"provenance.{key}", a, b, "made from other parameters or data"))
     columns = ["name", "field", "expected", "actual", "abs_diff", "rel_diff", "problem"]
     return pd.DataFrame(rows, columns=columns)
 

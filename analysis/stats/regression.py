@@ -1,0 +1,298 @@
+"""Regression for independent observations: logistic (odds ratios, Hosmer-Lemeshow, Nagelkerke R²),
+Poisson and negative binomial (rate ratios).
+
+Models are given as a formula and a data frame (statsmodels/patsy syntax, e.g. ``"error ~ after + age"``);
+rows with a missing value in a variable of the formula are left out and counted in ``warnings``.
+Coefficient rows hold exp(coefficient) in ``estimate`` and its Wald interval, with ``std_error``,
+``statistic`` (z) and ``p_value`` on the log scale, as R's ``broom::tidy(exponentiate = TRUE)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+import statsmodels.formula.api as smf
+from scipy import special, stats
+
+from analysis.stats.tidy import SEPARATION, SEPARATION_EPS, Notes, captured, exp_or_missing, frame, row
+
+__all__ = [
+    "hosmer_lemeshow",
+    "logistic_regression",
+    "nagelkerke_r2",
+    "negative_binomial_regression",
+    "poisson_regression",
+]
+
+# Pearson dispersion above which Poisson standard errors are flagged as too small.
+_OVERDISPERSION = 1.5
+
+
+def _z(confidence: float) -> float:
+    return float(stats.norm.ppf(1 - (1 - confidence) / 2))
+
+
+def _left_out(notes: Notes, data: pd.DataFrame, n_used: int) -> None:
+    dropped = len(data) - n_used
+    if dropped:
+        notes.add(f"{dropped} of {len(data)} rows had a missing value in the model's variables and were left out")
+
+
+def _coefficient_rows(fit, method: str, notes: Notes, confidence: float, n: int) -> list[dict]:
+    z = _z(confidence)
+    values = []
+    for name in fit.params.index:
+        b, se = float(fit.params[name]), float(fit.bse[name])
+        values.append(
+            (
+                name,
+                b,
+                se,
+                exp_or_missing(b, notes),
+                exp_or_missing(b - z * se, notes),
+                exp_or_missing(b + z * se, notes),
+            )
+        )
+    rows = []
+    for name, b, se, estimate, low, high in values:
+        rows.append(
+            row(
+                name,
+                estimate,
+                se,
+                b / se,
+                float(fit.pvalues[name]),
+                low,
+                high,
+                method=method,
+                n=n,
+                warnings=str(notes),
+            )
+        )
+    return rows
+
+
+def hosmer_lemeshow(observed, predicted, *, groups: int = 10) -> pd.DataFrame:
+    """Hosmer-Lemeshow goodness-of-fit test by deciles (``groups``) of fitted risk.
+
+    Groups are cut at the type-7 quantiles of the fitted probabilities (duplicate breaks dropped,
+    right-closed, lowest included), as R's ``ResourceSelection::hoslem.test``. With :math:`O_g, E_g`
+    observed and expected events and :math:`n_g` patients in group g:
+
+    .. math:: \\hat C = \\sum_g \\frac{(O_g - E_g)^2}{E_g (1 - E_g / n_g)}, \\quad df = G - 2
+
+    where G is the number of groups formed (fewer than ``groups`` when fitted risks are tied, which
+    is flagged). SPSS forms its groups differently, so its statistic can differ on the same model.
+
+    Reference: Hosmer DW, Lemeshow S. Commun Stat Theory Methods 1980;9:1043-69.
+
+    >>> y = [0, 0, 1, 0, 1, 1, 0, 1, 1, 1, 0, 0, 1, 0, 1, 1, 1, 0, 1, 1]
+    >>> p = [.1, .2, .3, .3, .4, .5, .5, .6, .7, .9, .15, .25, .35, .3, .45, .55, .5, .65, .75, .85]
+    >>> hosmer_lemeshow(y, p, groups=5)["term"].iloc[0]
+    'hosmer_lemeshow'
+    """
+    y = np.asarray(observed, dtype=float)
+    p = np.asarray(predicted, dtype=float)
+    breaks = np.unique(np.quantile(p, np.linspace(0, 1, groups + 1)))
+    # right-closed intervals with the lowest break included, as R's cut(include.lowest = TRUE)
+    group = np.clip(np.searchsorted(breaks, p, side="left"), 1, breaks.size - 1)
+    labels = np.unique(group)
+    o = np.array([y[group == g].sum() for g in labels])
+    e = np.array([p[group == g].sum() for g in labels])
+    n_g = np.array([(group == g).sum() for g in labels])
+    variance = e * (1 - e / n_g)
+    df = labels.size - 2
+    notes = Notes()
+    if np.any(variance < SEPARATION_EPS):
+        notes.add(
+            "A risk group's fitted risks are all numerically 0 or 1, so the Hosmer-Lemeshow statistic is undefined"
+        )
+        statistic = math.nan
+    else:
+        statistic = float(np.sum((o - e) ** 2 / variance))
+    if labels.size < groups:
+        notes.add(
+            f"Fitted risks are tied, so only {labels.size} of the {groups} Hosmer-Lemeshow groups could be formed"
+        )
+    if df < 1:
+        notes.add("Fewer than 3 risk groups: the Hosmer-Lemeshow test is undefined")
+    return frame(
+        [
+            row(
+                "hosmer_lemeshow",
+                statistic=statistic,
+                p_value=float(stats.chi2.sf(statistic, df)) if df >= 1 else math.nan,
+                method=(
+                    f"Hosmer-Lemeshow test, {labels.size} groups by quantiles of fitted risk "
+                    f"(as ResourceSelection::hoslem.test), chi-square on {df} df"
+                ),
+                n=int(y.size),
+                warnings=str(notes),
+            )
+        ]
+    )
+
+
+def nagelkerke_r2(loglik_model: float, loglik_null: float, n: int) -> pd.DataFrame:
+    """Nagelkerke's R²: Cox-Snell's R² divided by its maximum (as SPSS prints it).
+
+    .. math:: R^2_{CS} = 1 - e^{2(\\ell_0 - \\ell_1)/n}, \\quad R^2_N = R^2_{CS} / (1 - e^{2\\ell_0/n})
+
+    Reference: Nagelkerke NJD. Biometrika 1991;78:691-2.
+
+    >>> round(float(nagelkerke_r2(-120.0, -150.0, 233)["estimate"].iloc[0]), 4)
+    0.3135
+    """
+    cox_snell = 1 - math.exp(2 * (loglik_null - loglik_model) / n)
+    maximum = 1 - math.exp(2 * loglik_null / n)
+    return frame(
+        [
+            row(
+                "nagelkerke_r2",
+                cox_snell / maximum,
+                method="Nagelkerke R-squared (Cox-Snell R-squared over its maximum)",
+                n=int(n),
+            )
+        ]
+    )
+
+
+def logistic_regression(
+    data: pd.DataFrame, formula: str, *, confidence: float = 0.95, hosmer_lemeshow_groups: int = 10
+) -> pd.DataFrame:
+    """Logistic regression by maximum likelihood (statsmodels GLM, binomial, logit), as R's ``glm``.
+
+    Rows: one per coefficient (``Intercept`` included) with the odds ratio and Wald CI (R's
+    ``confint.default``), then ``hosmer_lemeshow`` and ``nagelkerke_r2`` for the model. Fitted
+    probabilities numerically 0 or 1 (complete or quasi-complete separation) are reported in
+    ``warnings``, never raised.
+
+    >>> d = pd.DataFrame({"error": [1, 0, 1, 1, 0, 0, 1, 0, 0, 0], "after": [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]})
+    >>> logistic_regression(d, "error ~ after")["term"].tolist()
+    ['Intercept', 'after', 'hosmer_lemeshow', 'nagelkerke_r2']
+    """
+    notes = Notes()
+    with captured(notes):
+        model = smf.glm(formula, data, family=sm.families.Binomial())
+        fit = model.fit()
+    n = int(fit.nobs)
+    _left_out(notes, data, n)
+    fitted = np.asarray(fit.fittedvalues)
+    if np.any((fitted < SEPARATION_EPS) | (fitted > 1 - SEPARATION_EPS)):
+        notes.add(SEPARATION)
+    method = (
+        f"Logistic regression (ML, IRLS), odds ratio with Wald {100 * confidence:g}% CI; "
+        "std_error on the log-odds scale"
+    )
+    rows = _coefficient_rows(fit, method, notes, confidence, n)
+    hl = hosmer_lemeshow(model.endog, fitted, groups=hosmer_lemeshow_groups)
+    nk = nagelkerke_r2(float(fit.llf), float(fit.llnull), n)
+    for extra in (hl, nk):
+        extra.loc[0, "warnings"] = "\n".join(filter(None, [str(notes), extra.loc[0, "warnings"]]))
+    return pd.concat([frame(rows), hl, nk], ignore_index=True)
+
+
+def _count_model_data(data: pd.DataFrame, exposure: str | None) -> tuple[pd.DataFrame, dict]:
+    if exposure is None:
+        return data, {}
+    kept = data[data[exposure].notna()]
+    if (kept[exposure] <= 0).any():
+        raise ValueError(f"exposure column {exposure!r} must be positive")
+    return kept, {"exposure": kept[exposure].to_numpy(dtype=float)}
+
+
+def poisson_regression(
+    data: pd.DataFrame, formula: str, *, exposure: str | None = None, confidence: float = 0.95
+) -> pd.DataFrame:
+    """Poisson regression (statsmodels GLM, log link), rate ratios with Wald CI, as R's ``glm(poisson)``.
+
+    ``exposure`` names a column of positive exposures (person-time, medicines, ...) entered as
+    ``log(exposure)`` offset. A Pearson dispersion above 1.5 is flagged: the standard errors are then too
+    small and :func:`negative_binomial_regression` is the better model.
+
+    >>> d = pd.DataFrame({"errors": [0, 1, 2, 1, 3, 0, 0, 1, 0, 1], "after": [0] * 5 + [1] * 5})
+    >>> poisson_regression(d, "errors ~ after")["estimate"].round(3).tolist()
+    [1.4, 0.286]
+    """
+    notes = Notes()
+    data, extra = _count_model_data(data, exposure)
+    with captured(notes):
+        fit = smf.glm(formula, data, family=sm.families.Poisson(), **extra).fit()
+    n = int(fit.nobs)
+    _left_out(notes, data, n)
+    dispersion = float(fit.pearson_chi2 / fit.df_resid) if fit.df_resid > 0 else math.nan
+    if dispersion > _OVERDISPERSION:
+        notes.add(
+            f"Pearson dispersion is {dispersion:.2f} (over 1.5): the counts are overdispersed, the Poisson "
+            "standard errors are too small, and the negative binomial model is preferable"
+        )
+    offset = f", offset log({exposure})" if exposure else ""
+    method = (
+        f"Poisson regression (ML, log link{offset}), rate ratio with Wald {100 * confidence:g}% CI; "
+        "std_error on the log scale"
+    )
+    return frame(_coefficient_rows(fit, method, notes, confidence, n))
+
+
+def _theta_se(theta: float, y: np.ndarray, mu: np.ndarray) -> float:
+    # observed information for theta with mu held fixed, as MASS::theta.ml
+    info = np.sum(
+        -special.polygamma(1, theta + y)
+        + special.polygamma(1, theta)
+        - 1 / theta
+        + 2 / (mu + theta)
+        - (y + theta) / (mu + theta) ** 2
+    )
+    return float(1 / math.sqrt(info)) if info > 0 else math.nan
+
+
+def negative_binomial_regression(
+    data: pd.DataFrame, formula: str, *, exposure: str | None = None, confidence: float = 0.95
+) -> pd.DataFrame:
+    """Negative binomial (NB2) regression, rate ratios with Wald CI, as R's ``MASS::glm.nb``.
+
+    :math:`Var(Y) = \\mu + \\mu^2/\\theta`. :math:`\\theta` is estimated by maximum likelihood jointly
+    with the coefficients (statsmodels NegativeBinomial); the coefficients' standard errors are then
+    those of the GLM with :math:`\\theta` fixed at its estimate, as ``glm.nb`` reports them. The last row
+    ``theta`` gives :math:`\\hat\\theta` with the standard error ``glm.nb`` prints (observed information
+    for :math:`\\theta` given the means).
+
+    Reference: Venables WN, Ripley BD. Modern Applied Statistics with S, 4th ed. 2002, section 7.4.
+
+    >>> d = pd.DataFrame({"errors": [0, 1, 5, 1, 3, 0, 0, 4, 0, 1, 2, 0], "after": [0] * 6 + [1] * 6})
+    >>> negative_binomial_regression(d, "errors ~ after")["term"].tolist()
+    ['Intercept', 'after', 'theta']
+    """
+    notes = Notes()
+    data, extra = _count_model_data(data, exposure)
+    with captured(notes):
+        joint = smf.negativebinomial(formula, data, loglike_method="nb2", **extra).fit(
+            method="bfgs", maxiter=1000, gtol=1e-10, disp=False
+        )
+        if not joint.mle_retvals.get("converged", True):
+            notes.add("The negative binomial fit did not converge")
+        alpha = float(joint.params["alpha"])
+        fit = smf.glm(formula, data, family=sm.families.NegativeBinomial(alpha=alpha), **extra).fit()
+    n = int(fit.nobs)
+    _left_out(notes, data, n)
+    theta = 1 / alpha
+    offset = f", offset log({exposure})" if exposure else ""
+    method = (
+        f"Negative binomial (NB2) regression (ML, log link{offset}), rate ratio with Wald "
+        f"{100 * confidence:g}% CI; std_error on the log scale, theta held at its ML estimate"
+    )
+    rows = _coefficient_rows(fit, method, notes, confidence, n)
+    rows.append(
+        row(
+            "theta",
+            theta,
+            _theta_se(theta, np.asarray(fit.model.endog), np.asarray(fit.fittedvalues)),
+            method="Negative binomial shape theta (variance mu + mu^2/theta), ML; SE from its observed information",
+            n=n,
+            warnings=str(notes),
+        )
+    )
+    return frame(rows)

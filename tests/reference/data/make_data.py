@@ -1,0 +1,243 @@
+"""Write the small input datasets that the R scripts in tests/reference/ and tests/stats/ both read.
+
+Deterministic: every dataset draws from its own numpy Generator seeded below, and values are rounded
+to a few decimals before writing, so R and Python read exactly the same numbers from the CSV text.
+Run from anywhere: `python tests/reference/data/make_data.py` (tests/reference/generate.sh does).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+
+# Each seed is fixed for good: changing one changes the data and needs the R outputs regenerated.
+SEEDS = {
+    "ranks": 20140701,
+    "ordinal": 20140702,
+    "logistic": 20140703,
+    "separation": 20140704,
+    "counts": 20140705,
+    "mixed": 20140706,
+    "lmm": 20140707,
+    "timeseries": 20140708,
+}
+
+
+def proportions() -> pd.DataFrame:
+    """2x2 tables as counts: the published ones and the edge cases (zero cell, tiny, crossing zero)."""
+    rows = [
+        ("admission", 49, 121, 10, 112),
+        ("discharge", 66, 101, 15, 108),
+        ("discharge_missing_as_error", 86, 121, 19, 112),
+        ("discharge_missing_as_no_error", 66, 121, 15, 112),
+        ("severe_discharge", 6, 121, 0, 112),  # zero cell: published NNT 20 (10 to 142)
+        ("zero_before", 0, 10, 4, 12),  # zero cell, tiny: harm in the after period
+        ("tiny", 2, 7, 5, 8),  # n < 10 per group
+        ("crossing_zero", 12, 50, 10, 48),  # RD interval crosses zero: NNTB to infinity to NNTH
+        ("harm_increase", 5, 60, 14, 58),  # the after period is worse: NNTH
+        ("all_events_before", 10, 10, 3, 9),  # a zero non-event cell
+        ("large", 300, 1000, 250, 1000),
+    ]
+    return pd.DataFrame(rows, columns=["dataset", "events_before", "n_before", "events_after", "n_after"])
+
+
+def ranks() -> pd.DataFrame:
+    """Two-sample data for Mann-Whitney, Hodges-Lehmann and quantiles, long format."""
+    rng = np.random.default_rng(SEEDS["ranks"])
+    parts = []
+
+    def add(name, before, after):
+        for group, values in (("before", before), ("after", after)):
+            parts.append(pd.DataFrame({"dataset": name, "group": group, "value": values}))
+
+    # no ties and both n < 50: R uses the exact distribution
+    before = np.round(rng.normal(5.0, 2.0, 8), 3)
+    after = np.round(rng.normal(3.5, 2.0, 9), 3)
+    assert len(np.unique(np.r_[before, after])) == 17
+    add("exact_small", before, after)
+    # n >= 50: normal approximation with continuity correction
+    add("asymptotic_large", np.round(rng.gamma(2.0, 2.0, 60), 2), np.round(rng.gamma(2.0, 1.4, 55), 2))
+    # the published harm categories scored 0-3 (heavy ties)
+    harm = {"before": [35, 6, 54, 6], "after": [93, 2, 13, 0]}
+    add("ordinal_harm", np.repeat(np.arange(4), harm["before"]), np.repeat(np.arange(4), harm["after"]))
+    # tiny with ties (n < 10)
+    add("small_ties", np.array([3, 1, 4, 1, 5, 9]), np.array([2, 6, 5, 3, 5, 8, 9]))
+    # integer scores of the MAI-change kind, subgroup sizes of the paper
+    add("mai_like", rng.integers(-4, 9, 60), rng.integers(-6, 4, 48))
+    # complete shift, every after value below every before value (extreme interval)
+    add("separated", np.array([10.5, 11.2, 12.9, 14.1, 15.0]), np.array([1.1, 2.3, 3.2, 4.8, 5.5, 6.7]))
+    return pd.concat(parts, ignore_index=True)
+
+
+def trend() -> pd.DataFrame:
+    """Counts per ordered category and period, for the chi-square test for trend."""
+    rows = [
+        ("harm", 0, "none", 35, 93),
+        ("harm", 1, "minor", 6, 2),
+        ("harm", 2, "moderate", 54, 13),
+        ("harm", 3, "severe", 6, 0),
+        ("five_levels", 1, "a", 20, 25),
+        ("five_levels", 2, "b", 18, 22),
+        ("five_levels", 3, "c", 15, 16),
+        ("five_levels", 4, "d", 9, 14),
+        ("five_levels", 5, "e", 4, 10),
+    ]
+    return pd.DataFrame(rows, columns=["dataset", "score", "category", "count_before", "count_after"])
+
+
+def ordinal() -> pd.DataFrame:
+    """Ordered outcome (levels 0-3) with a period indicator and a continuous covariate."""
+    rng = np.random.default_rng(SEEDS["ordinal"])
+    n = 240
+    after = np.repeat([0, 1], n // 2)
+    x = np.round(rng.normal(0, 1, n), 3)
+    latent = -0.9 * after + 0.6 * x + rng.logistic(0, 1, n)
+    y = np.digitize(latent, [-1.0, 0.2, 1.5])
+    return pd.DataFrame({"dataset": "covariate", "y": y, "after": after, "x": x})
+
+
+def logistic() -> pd.DataFrame:
+    """Patients of the reference study's size with the paper's covariates and a binary error outcome."""
+    rng = np.random.default_rng(SEEDS["logistic"])
+    n_before, n_after = 121, 112
+    after = np.repeat([0, 1], [n_before, n_after])
+    n = after.size
+    age = rng.integers(25, 95, n)
+    charlson = rng.poisson(1.8, n)
+    n_medicines = 3 + rng.poisson(5, n)
+    eta = -0.9 - 1.9 * after + 0.015 * (age - 70) + 0.15 * charlson + 0.08 * (n_medicines - 8)
+    error = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)
+    return pd.DataFrame({"after": after, "age": age, "charlson": charlson, "n_medicines": n_medicines, "error": error})
+
+
+def separation() -> pd.DataFrame:
+    """Tiny data in which `x` separates the outcome completely (and `after` does not)."""
+    rng = np.random.default_rng(SEEDS["separation"])
+    x = np.round(np.sort(rng.normal(0, 1, 16)), 3)
+    return pd.DataFrame({"x": x, "after": np.tile([0, 1], 8), "error": (x > 0.05).astype(int)})
+
+
+def counts() -> pd.DataFrame:
+    """Error counts per patient with an exposure (number of medicines), overdispersed."""
+    rng = np.random.default_rng(SEEDS["counts"])
+    n = 200
+    after = np.repeat([0, 1], n // 2)
+    age = rng.integers(30, 95, n)
+    n_medicines = 3 + rng.poisson(6, n)
+    mu = n_medicines * np.exp(-1.6 - 0.8 * after + 0.01 * (age - 70))
+    theta = 2.0
+    errors = rng.poisson(rng.gamma(theta, mu / theta))
+    return pd.DataFrame({"after": after, "age": age, "n_medicines": n_medicines, "errors": errors})
+
+
+def _mixed_binary(rng, name, sizes, sd, beta_after=-1.9, intercept=-0.4):
+    parts = []
+    for k, size in enumerate(sizes):
+        u = rng.normal(0, sd) if sd > 0 else 0.0
+        after = (rng.random(size) < 0.48).astype(int)
+        age = rng.integers(25, 95, size)
+        eta = intercept + beta_after * after + 0.02 * (age - 70) + u
+        y = (rng.random(size) < 1 / (1 + np.exp(-eta))).astype(int)
+        parts.append(pd.DataFrame({"team": f"T{k + 1:02d}", "after": after, "age": age, "error": y}))
+    frame = pd.concat(parts, ignore_index=True)
+    frame["age10"] = (frame["age"] - 70) / 10
+    frame.insert(0, "dataset", name)
+    return frame
+
+
+def mixed() -> pd.DataFrame:
+    """Clustered binary outcomes: small (the study's size), unbalanced, few clusters, medium, null."""
+    rng = np.random.default_rng(SEEDS["mixed"])
+    small = _mixed_binary(rng, "small", [38, 33, 31, 29, 28, 26, 25, 23], sd=0.6)
+    unbalanced = _mixed_binary(rng, "unbalanced", [160, 14, 12, 11, 10, 9, 9, 8], sd=0.7)
+    few = _mixed_binary(rng, "few_clusters", [70, 60, 50], sd=0.5)
+    medium = _mixed_binary(rng, "medium", list(rng.integers(40, 120, 40)), sd=0.7)
+    null = _mixed_binary(rng, "null_variance", [40] * 8, sd=0.0)
+    # crossed: every team sends patients to every ward
+    n = 800
+    team = rng.integers(0, 10, n)
+    ward = rng.integers(0, 6, n)
+    u_team = rng.normal(0, 0.6, 10)
+    u_ward = rng.normal(0, 0.4, 6)
+    after = (rng.random(n) < 0.5).astype(int)
+    age = rng.integers(25, 95, n)
+    eta = -0.4 - 1.5 * after + 0.02 * (age - 70) + u_team[team] + u_ward[ward]
+    crossed = pd.DataFrame(
+        {
+            "dataset": "crossed",
+            "team": [f"T{t + 1:02d}" for t in team],
+            "after": after,
+            "age": age,
+            "error": (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int),
+            "age10": (age - 70) / 10,
+            "ward": [f"W{w + 1}" for w in ward],
+        }
+    )
+    frame = pd.concat([small, unbalanced, few, medium, null], ignore_index=True)
+    frame["ward"] = ""
+    return pd.concat([frame, crossed], ignore_index=True)
+
+
+def lmm() -> pd.DataFrame:
+    """Continuous outcome (MAI change) with a random intercept for team."""
+    rng = np.random.default_rng(SEEDS["lmm"])
+    parts = []
+    for name, sizes, sd_team in (("small", [18, 16, 15, 14, 13, 12, 11, 9], 1.5), ("medium", [25] * 20, 1.0)):
+        for k, size in enumerate(sizes):
+            u = rng.normal(0, sd_team)
+            after = (rng.random(size) < 0.45).astype(int)
+            age = rng.integers(65, 95, size)
+            y = 1.0 - 3.2 * after + 0.05 * (age - 75) + u + rng.normal(0, 3.0, size)
+            parts.append(
+                pd.DataFrame(
+                    {"dataset": name, "team": f"T{k + 1:02d}", "after": after, "age": age, "mai_change": np.round(y, 2)}
+                )
+            )
+    return pd.concat(parts, ignore_index=True)
+
+
+def timeseries() -> pd.DataFrame:
+    """Monthly event counts before and after a change, with AR(1) noise on the logit scale."""
+    rng = np.random.default_rng(SEEDS["timeseries"])
+    parts = []
+    for name, months_before, months_after in (("short", 12, 12), ("long", 18, 18)):
+        m = months_before + months_after
+        month = np.arange(1, m + 1)
+        post = (month > months_before).astype(int)
+        e = np.zeros(m)
+        for t in range(1, m):
+            e[t] = 0.5 * e[t - 1] + rng.normal(0, 0.12)
+        t_after = np.where(post == 1, month - months_before - 1, 0)
+        eta = -0.3 + 0.01 * month - 0.9 * post - 0.03 * t_after + e
+        n = rng.integers(12, 30, m)
+        events = rng.binomial(n, 1 / (1 + np.exp(-eta)))
+        parts.append(pd.DataFrame({"dataset": name, "month": month, "post": post, "events": events, "n": n}))
+    frame = pd.concat(parts, ignore_index=True)
+    frame["proportion"] = frame["events"] / frame["n"]
+    return frame
+
+
+def main() -> None:
+    writers = {
+        "proportions": proportions,
+        "ranks": ranks,
+        "trend": trend,
+        "ordinal": ordinal,
+        "logistic": logistic,
+        "separation": separation,
+        "counts": counts,
+        "mixed": mixed,
+        "lmm": lmm,
+        "timeseries": timeseries,
+    }
+    for name, make in writers.items():
+        # 15 significant digits round-trip exactly through R's read.csv and pandas' read_csv
+        make().to_csv(HERE / f"{name}.csv", index=False, float_format="%.15g")
+
+
+if __name__ == "__main__":
+    main()

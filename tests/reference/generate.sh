@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Regenerate the reference inputs (tests/reference/data/*.csv, seeded) and R's outputs
+# (tests/reference/results/*.csv) that tests/stats/ compares analysis.stats with.
+# Needs R with lme4, geepack, sandwich and MASS (`make reference` installs them on Debian) and the
+# project's Python (PYTHON, default .venv/bin/python). The tests themselves never need R.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+python="${PYTHON:-$root/.venv/bin/python}"
+
+"$python" "$here/data/make_data.py"
+mkdir -p "$here/results"
+for area in proportions ranks regression mixed timeseries; do
+  Rscript "$here/$area.R"
+done
+Rscript -e 'cat(R.version.string, "\n", sep = ""); for (p in c("lme4", "geepack", "sandwich", "MASS")) cat(p, " ", as.character(packageVersion(p)), "\n", sep = "")' \
+  > "$here/results/versions.txt"
+echo "reference results written with: $(head -1 "$here/results/versions.txt")"
