@@ -32,12 +32,17 @@ def _run(parser: argparse.ArgumentParser):
     parser.add_argument("--force", action="store_true", help="rerun every notebook, up to date or not")
     parser.add_argument("--jobs", type=int, default=2, help="notebooks run at once (default: 2)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds a cell may run (default: 600)")
+    parser.add_argument("--accept-new-data", action="store_true",
+                        help="accept raw files that changed since the manifest was written (default: stop)")
 
     def handle(args) -> int:
         from analysis import ledger
+        from analysis.data import check_raw_data
         from analysis.run import run_study
 
         study = load_study(args.study)
+        for path in check_raw_data(study, accept_new_data=args.accept_new_data):
+            print(f"accepted the changed raw file {path}")
         report = run_study(study, args.notebooks, force=args.force, jobs=args.jobs, timeout=args.timeout)
         for outcome in report.failed:
             print(f"error: {outcome.error}", file=sys.stderr)

@@ -26,7 +26,7 @@ def tidy_row(**values) -> pd.DataFrame:
 
 def test_a_tidy_row_becomes_an_entry_with_its_provenance(study):
     book = ledger.Ledger(study, "03_primary")
-    entry = book.record("discharge_error.odds_ratio", tidy_row(), "Odds ratio of an error at discharge, after vs before")
+    entry = book.record("discharge_error.odds_ratio", tidy_row(), "Odds ratio of an error at discharge")
     assert (entry.estimate, entry.conf_low, entry.conf_high, entry.n) == (0.0855, 0.0437, 0.1672, 209)
     assert entry.method == "Odds ratio, Woolf 95% CI" and entry.warnings == []
     assert entry.provenance.notebook == "03_primary" and entry.provenance.cell is None  # not inside IPython

@@ -1,0 +1,177 @@
+"""Validate, derive, write: the data step of a study, and reading its result back.
+
+`prepare` checks that the raw data are what the manifest recorded (unless told to accept new
+data), validates every raw table, derives the analysis tables, then writes them and the manifest
+as one set: all files go to a temporary folder first and are moved into place together, so a
+failure at any point leaves the previous set as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from analysis.config import Study, load_study
+from analysis.data.derive import derive_patients, derive_suggestions, flow
+from analysis.data.manifest import (
+    build_manifest,
+    changed_message,
+    derived_dir,
+    manifest_path,
+    manifest_text,
+    raw_changes,
+    read_manifest,
+)
+from analysis.data.validate import validate_published, validate_study
+from analysis.errors import StudyError
+from analysis.paths import atomic_write, relative
+from analysis.provenance import sha256_file
+
+TABLES = ("patients", "suggestions", "flow")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A study's analysis-ready data.
+
+    `patients`, `suggestions`, `flow`: the derived tables (columns in data_raw/DICTIONARY.md);
+    `published`: the published aggregates by table (`primary`, `harm`, `reported`), typed, empty
+    when the study has none; `manifest`: the content of manifest.json.
+    """
+
+    study: Study
+    patients: pd.DataFrame
+    suggestions: pd.DataFrame
+    flow: pd.DataFrame
+    published: dict[str, pd.DataFrame] = field(default_factory=dict)
+    manifest: dict = field(default_factory=dict)
+
+    @property
+    def synthetic(self) -> bool:
+        return self.study.synthetic
+
+
+def _study(study: Study | str | Path) -> Study:
+    return study if isinstance(study, Study) else load_study(study)
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Byte-stable parquet: no index, no timestamps (pyarrow writes none), fixed compression."""
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, compression="zstd")
+
+
+def prepare(study: Study | str | Path, accept_new_data: bool = False) -> Prepared:
+    """Validate the study's raw data, derive the analysis tables, write them with the manifest.
+
+    Stops with a StudyError, writing nothing, when a raw file changed since the manifest was written
+    (unless `accept_new_data`) or when any raw table breaks the data dictionary. Returns the derived
+    tables as written.
+    """
+    study = _study(study)
+    changes = raw_changes(study)
+    if changes and not accept_new_data:
+        raise StudyError(changed_message(study, changes))
+    validated = validate_study(study)
+    patients = derive_patients(validated.patients, study)
+    frames = {
+        "patients": patients,
+        "suggestions": derive_suggestions(validated.suggestions, patients, study),
+        "flow": flow(validated.patients, study),
+    }
+    rows = {name: len(validated.tables[name].raw.frame) for name in ("patients", "suggestions")}
+    rows.update({f"published:{t.raw.path.name}": len(t.raw.frame)
+                 for name, t in validated.tables.items() if name.startswith("published.")})
+    manifest = _write_set(study, frames, rows)
+    return Prepared(study, frames["patients"], frames["suggestions"], frames["flow"], validated.published, manifest)
+
+
+def _write_set(study: Study, frames: dict[str, pd.DataFrame], input_rows: dict[str, int]) -> dict:
+    """Write the derived tables and the manifest together, or leave the old set untouched."""
+    target = derived_dir(study)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".derived-new-"))
+    staging.chmod(0o755)  # mkdtemp makes it private; it becomes the readable derived/ folder
+    retired = target.parent / f".derived-old-{uuid.uuid4().hex}"
+    try:
+        outputs = []
+        for name, frame in frames.items():
+            path = staging / f"{name}.parquet"
+            write_parquet(frame, path)
+            outputs.append({"path": output_key(study, target / path.name), "sha256": sha256_file(path),
+                            "rows": len(frame)})
+        manifest = build_manifest(study, input_rows, outputs)
+        previous = target.exists()
+        if previous:
+            os.replace(target, retired)
+        try:
+            os.replace(staging, target)
+            with atomic_write(manifest_path(study), encoding="utf-8", newline="\n") as handle:
+                handle.write(manifest_text(manifest))
+        except BaseException:
+            if target.exists():
+                os.replace(target, staging)  # the new set goes back to be removed below
+            if previous:
+                os.replace(retired, target)
+            raise
+        shutil.rmtree(retired, ignore_errors=True)
+        return manifest
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def output_key(study: Study, path: Path) -> str:
+    """How the manifest names a derived file: its path inside the study's output folder."""
+    return path.relative_to(study.output_dir).as_posix()
+
+
+def check_raw_data(study: Study | str | Path, accept_new_data: bool = False) -> list[str]:
+    """Before the notebooks run: stop if a raw file changed since the manifest, or accept it.
+
+    Without `accept_new_data` a changed file is a StudyError naming it with its old and new hash.
+    With it, the data step is redone at once (validate, derive, write, manifest), so the notebooks
+    that follow read derived data and a manifest that match the new raw files. Returns the paths
+    of the files that changed (empty when nothing did or no manifest exists yet).
+    """
+    study = _study(study)
+    changes = raw_changes(study)
+    if changes:
+        if not accept_new_data:
+            raise StudyError(changed_message(study, changes))
+        prepare(study, accept_new_data=True)
+    return [c.path for c in changes]
+
+
+def load(study: Study | str | Path) -> Prepared:
+    """The derived tables written by `prepare`, for the notebooks that come after the data step.
+
+    A StudyError says what to run when they are missing, were edited, or are older than the raw data.
+    """
+    study = _study(study)
+    rerun = f"run the data notebook first (or `python -m analysis data {study.name}`)"
+    manifest = read_manifest(study)
+    if manifest is None:
+        raise StudyError(f"{relative(manifest_path(study))}: no derived data for study '{study.name}' yet; {rerun}")
+    frames = {}
+    recorded_outputs = {entry["path"]: entry for entry in manifest.get("outputs", [])}
+    for name in TABLES:
+        path = derived_dir(study) / f"{name}.parquet"
+        recorded = recorded_outputs.get(output_key(study, path))
+        if not path.is_file() or recorded is None:
+            raise StudyError(f"{relative(path)}: derived table missing; {rerun}")
+        if sha256_file(path) != recorded["sha256"]:
+            raise StudyError(f"{relative(path)}: differs from what the data step wrote (the manifest's hash); "
+                             f"derived files are not edited by hand; {rerun}")
+        frames[name] = pd.read_parquet(path)
+    changes = raw_changes(study)
+    if changes:
+        raise StudyError(changed_message(study, changes))
+    return Prepared(study, frames["patients"], frames["suggestions"], frames["flow"], validate_published(study),
+                    manifest)
