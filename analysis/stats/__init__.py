@@ -5,6 +5,7 @@ statistic, p_value, conf_low, conf_high, method, n, warnings), one row per repor
 keeps model warnings as sentences in ``warnings``. Nothing here reads files or knows about studies.
 """
 
+from analysis.stats.means import mean_difference
 from analysis.stats.mixed import gee_logistic, linear_mixed, mixed_logistic
 from analysis.stats.proportions import (
     chi2_test,
@@ -50,6 +51,7 @@ __all__ = [
     "linear_mixed",
     "logistic_regression",
     "mann_whitney",
+    "mean_difference",
     "median_iqr",
     "mixed_logistic",
     "nagelkerke_r2",

@@ -11,7 +11,7 @@ python="${PYTHON:-$root/.venv/bin/python}"
 
 "$python" "$here/data/make_data.py"
 mkdir -p "$here/results"
-for area in proportions ranks regression mixed timeseries; do
+for area in proportions ranks means regression mixed timeseries; do
   Rscript "$here/$area.R"
 done
 Rscript -e 'cat(R.version.string, "\n", sep = ""); for (p in c("lme4", "geepack", "sandwich", "MASS")) cat(p, " ", as.character(packageVersion(p)), "\n", sep = "")' \

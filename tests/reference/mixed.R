@@ -17,11 +17,21 @@ glmer_rows <- function(ds, fit) {
   put_row(ds, "glmer", loglik = as.numeric(logLik(fit)), singular = as.numeric(isSingular(fit)))
 }
 
+# Each binary model is fitted twice: as glmer's defaults give it, and with its PIRLS tolerance tolPwrss
+# (1e-7 on the relative change of the penalised deviance) tightened to 1e-13 ("<dataset>_exact"). With
+# the default, PIRLS stops before the mode, so the criterion glmer optimises (the log-likelihood and
+# log determinant at that point) is the Laplace deviance only to about 1e-4 on the log-likelihood; with
+# 1e-13 it is the Laplace deviance to rounding, the criterion analysis.stats.laplace minimises.
+glmer_both <- function(ds, formula, data) {
+  glmer_rows(ds, glmer(formula, data = data, family = binomial, nAGQ = 1))
+  exact <- glmerControl(tolPwrss = 1e-13)
+  glmer_rows(paste0(ds, "_exact"), glmer(formula, data = data, family = binomial, nAGQ = 1, control = exact))
+}
+
 m <- read_data("mixed")
 for (ds in c("small", "unbalanced", "few_clusters", "medium", "null_variance")) {
   x <- m[m$dataset == ds, ]
-  fit <- glmer(error ~ after + age10 + (1 | team), data = x, family = binomial, nAGQ = 1)
-  glmer_rows(ds, fit)
+  glmer_both(ds, error ~ after + age10 + (1 | team), x)
   # geeglm needs each cluster's rows together
   x <- x[order(x$team), ]
   gee <- geeglm(error ~ after + age10, id = factor(x$team), data = x, family = binomial, corstr = "exchangeable")
@@ -34,7 +44,28 @@ for (ds in c("small", "unbalanced", "few_clusters", "medium", "null_variance")) 
 }
 
 x <- m[m$dataset == "crossed", ]
-glmer_rows("crossed", glmer(error ~ after + age10 + (1 | team) + (1 | ward), data = x, family = binomial, nAGQ = 1))
+glmer_both("crossed", error ~ after + age10 + (1 | team) + (1 | ward), x)
+
+# The study's own models on the synthetic reference study (data/study_*.csv)
+p <- read_data("study_patients")
+admission <- "error_at_admission ~ after + age + charlson + n_medicines"
+discharge <- "error_at_discharge ~ after + age + charlson + n_medicines + length_of_stay"
+random <- c(team = "(1 | team)", ward = "(1 | ward)", pharmacist = "(1 | pharmacist)",
+            team_ward = "(1 | team) + (1 | ward)")
+for (name in names(random)) {
+  glmer_both(paste0("study_admission_", name), as.formula(paste(admission, "+", random[[name]])), p)
+  # glmer leaves out the 24 patients without a discharge outcome (na.omit)
+  glmer_both(paste0("study_discharge_", name), as.formula(paste(discharge, "+", random[[name]])), p)
+}
+# missing discharge outcomes counted as errors, and as no errors (all 233 patients)
+fills <- c(error = 1, no_error = 0)
+for (what in names(fills)) {
+  x <- p
+  x$error_at_discharge[is.na(x$error_at_discharge)] <- fills[[what]]
+  glmer_both(paste0("study_discharge_missing_as_", what, "_team"), as.formula(paste(discharge, "+ (1 | team)")), x)
+}
+s <- read_data("study_suggestions")
+glmer_both("study_acceptance_team", accepted ~ after + (1 | team), s)
 
 l <- read_data("lmm")
 for (ds in unique(l$dataset)) {
@@ -45,5 +76,18 @@ for (ds in unique(l$dataset)) {
   put_row(paste0("lmm_", ds), "sd__(Intercept)|team", estimate = vc$sdcor[vc$grp == "team"])
   put_row(paste0("lmm_", ds), "sd__Residual", estimate = vc$sdcor[vc$grp == "Residual"])
   put_row(paste0("lmm_", ds), "lmer", reml_criterion = REMLcrit(fit))
+}
+
+# MAI change in the study's patients aged 65 and over (the team SD is estimated at zero: singular)
+x <- p[p$age_65_plus == 1 & !is.na(p$mai_change_discharge), ]
+mai <- list(study_mai_team = mai_change_discharge ~ after + (1 | team),
+            study_mai_pre_team = mai_change_discharge ~ after + mai_pre_admission + (1 | team))
+for (ds in names(mai)) {
+  fit <- lmer(mai[[ds]], data = x, REML = TRUE)
+  fixed_rows(ds, fixef(fit), sqrt(diag(as.matrix(vcov(fit)))) |> setNames(names(fixef(fit))))
+  vc <- as.data.frame(VarCorr(fit))
+  put_row(ds, "sd__(Intercept)|team", estimate = vc$sdcor[vc$grp == "team"])
+  put_row(ds, "sd__Residual", estimate = vc$sdcor[vc$grp == "Residual"])
+  put_row(ds, "lmer", reml_criterion = REMLcrit(fit), singular = as.numeric(isSingular(fit)), n = nobs(fit))
 }
 write_results("mixed")

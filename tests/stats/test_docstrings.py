@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["tidy", "proportions", "ranks", "regression", "mixed", "laplace", "timeseries", "published"]
+MODULES = ["tidy", "proportions", "ranks", "means", "regression", "mixed", "laplace", "timeseries", "published"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -3,6 +3,11 @@
 Deterministic: every dataset draws from its own numpy Generator seeded below, and values are rounded
 to a few decimals before writing, so R and Python read exactly the same numbers from the CSV text.
 Run from anywhere: `python tests/reference/data/make_data.py` (tests/reference/generate.sh does).
+
+The exception is the study's own data (`study_patients.csv`, `study_suggestions.csv`): a copy of the
+columns the notebooks' models use, taken from the synthetic reference study's derived tables
+(`analysis.data.load("reference")`, itself generated from fixed seeds), so that the fitters are checked
+on exactly the models and data the study reports.
 """
 
 from __future__ import annotations
@@ -221,6 +226,49 @@ def timeseries() -> pd.DataFrame:
     return frame
 
 
+# The columns of the reference study's derived tables that the study's models use
+STUDY_PATIENT_COLUMNS = [
+    "patient_id",
+    "team",
+    "ward",
+    "pharmacist",
+    "after",
+    "age",
+    "age_65_plus",
+    "charlson",
+    "n_medicines",
+    "length_of_stay",
+    "error_at_admission",
+    "error_at_discharge",
+    "mai_pre_admission",
+    "mai_change_discharge",
+]
+STUDY_SUGGESTION_COLUMNS = ["suggestion_id", "team", "pharmacist", "after", "accepted"]
+
+
+def _study_table(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The columns with booleans as 0/1 and missing values left empty (R's NA, pandas' NaN/<NA>)."""
+    out = table[columns].copy()
+    for column in out.columns:
+        if out[column].dtype.kind == "b" or str(out[column].dtype) == "boolean":
+            out[column] = out[column].astype("Int64")
+    return out
+
+
+def study_patients() -> pd.DataFrame:
+    """The reference study's 233 patients (missing discharge outcomes and MAI scores stay missing)."""
+    from analysis.data import load
+
+    return _study_table(load("reference").patients, STUDY_PATIENT_COLUMNS)
+
+
+def study_suggestions() -> pd.DataFrame:
+    """The reference study's 850 pharmacist suggestions and whether each was accepted."""
+    from analysis.data import load
+
+    return _study_table(load("reference").suggestions, STUDY_SUGGESTION_COLUMNS)
+
+
 def main() -> None:
     writers = {
         "proportions": proportions,
@@ -233,6 +281,8 @@ def main() -> None:
         "mixed": mixed,
         "lmm": lmm,
         "timeseries": timeseries,
+        "study_patients": study_patients,
+        "study_suggestions": study_suggestions,
     }
     for name, make in writers.items():
         # 15 significant digits round-trip exactly through R's read.csv and pandas' read_csv
