@@ -12,14 +12,14 @@ LOCK_HASH := $(shell $(PYTHON) -c "import hashlib; print(hashlib.sha256(open('$(
 STAMP := $(VENV)/.lock-$(LOCK_HASH)
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
-export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: help venv reproduce test verify lab bench reference lock clean distclean
+.PHONY: help venv reproduce paper test verify lab bench reference lock clean distclean
 
 help:
 	@echo "make reproduce   build .venv if needed, then run the reference study end to end"
 	@echo "make test        build .venv if needed, then the whole test suite (nbval on the notebooks included)"
+	@echo "make paper       build the manuscript from the ledger into paper/build/<study>/"
 	@echo "make verify      rebuild the study from raw data in a fresh folder and compare with what is committed"
 	@echo "make lab         JupyterLab on the project's kernel"
 	@echo "make bench       benchmarks, written to bench/RESULTS.md"
@@ -42,6 +42,11 @@ $(STAMP): $(LOCK)
 reproduce: venv
 	@echo "==> running study '$(STUDY)'"
 	$(PY) -m analysis run $(STUDY)
+	@echo "==> building the paper"
+	$(PY) -m analysis paper $(STUDY)
+
+paper: venv
+	$(PY) -m analysis paper $(STUDY)
 
 test: venv
 	$(PY) -m pytest tests

@@ -243,6 +243,19 @@ def _dictionary(parser: argparse.ArgumentParser):
     return handle
 
 
+@command("paper", "build the manuscript (HTML, DOCX; PDF with LaTeX) and SQUIRE checklist from the ledger")
+def _paper(parser: argparse.ArgumentParser):
+    parser.add_argument("study", nargs="?", default="reference", help="study name or file (default: reference)")
+
+    def handle(args) -> int:
+        from analysis import paper
+
+        paper.build(load_study(args.study))
+        return 0
+
+    return handle
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -32,10 +32,13 @@ SIGNIFICANT = 12
 
 
 class Published(BaseModel):
+    """A published value the entry reproduces, in the entry's own scale and direction."""
+
     model_config = ConfigDict(extra="forbid")
     estimate: float | None = None
     conf_low: float | None = None
     conf_high: float | None = None
+    p_value: float | None = None
     source: str
 
 
@@ -78,8 +81,9 @@ def results_path(study: Study) -> Path:
     return study.output_dir / "results.json"
 
 
-def derived_data_files(study: Study) -> list[Path]:
-    return sorted((study.output_dir / "derived").glob("*.parquet"))
+def derived_data_sha256(study: Study) -> str:
+    """One hash of the study's derived tables, keyed by file name so a rebuild elsewhere hashes the same."""
+    return sha256_json({p.name: sha256_file(p) for p in sorted((study.output_dir / "derived").glob("*.parquet"))})
 
 
 class Ledger:
@@ -133,13 +137,28 @@ class Ledger:
         self.entries[name] = entry
         return entry
 
+    def record_frame(self, frame: pd.DataFrame) -> None:
+        """Record every row of a results frame (columns `name`, `description`, the tidy columns and,
+        where a published value exists, `published_estimate`, `published_low`, `published_high`,
+        `published_p_value`, `published_source`)."""
+        for row in frame.to_dict("records"):
+            published = None
+            if isinstance(row.get("published_source"), str):
+                published = Published(
+                    estimate=_round(row.get("published_estimate")),
+                    conf_low=_round(row.get("published_low")),
+                    conf_high=_round(row.get("published_high")),
+                    p_value=_round(row.get("published_p_value")),
+                    source=row["published_source"],
+                )
+            self.record(row["name"], row, row["description"], published=published)
+
     def get(self, name: str) -> Entry:
         return self.entries[name]
 
     def save(self) -> Path:
         """Write this notebook's fragment, stamped with the hash of the derived data it used."""
-        # keyed by file name, not path, so a rebuild in another folder hashes the same
-        data = sha256_json({p.name: sha256_file(p) for p in derived_data_files(self.study)})
+        data = derived_data_sha256(self.study)
         payload = {}
         for name, entry in sorted(self.entries.items()):
             provenance = entry.provenance.model_copy(update={"data_sha256": data})
@@ -190,7 +209,37 @@ def merge(study: Study) -> Path:
     with atomic_write(path, encoding="utf-8") as handle:
         json.dump(payload, handle, indent=1, sort_keys=True, allow_nan=False)
         handle.write("\n")
+    with atomic_write(study.output_dir / "LEDGER.md", encoding="utf-8") as handle:
+        handle.write(_names_markdown(study, payload["entries"]))
     return path
+
+
+def _names_markdown(study: Study, entries: dict[str, dict]) -> str:
+    """Every ledger name with one line saying what it is and which notebook records it."""
+    lines = [
+        f"# Ledger names of study `{study.name}`",
+        "",
+        "Written by the runner with `results.json`; one line per reported number. Each entry in `results.json`",
+        "holds `estimate`, `conf_low`, `conf_high`, `p_value`, `n`, `method`, `warnings`, the published value",
+        "where one exists, and its provenance (notebook, cell, parameter and data hashes).",
+        "",
+        "| name | what it is | notebook |",
+        "|---|---|---|",
+    ]
+    lines += [f"| `{name}` | {entry['description']} | {entry['provenance']['notebook']} |"
+              for name, entry in entries.items()]
+    return "\n".join(lines) + "\n"
+
+
+def read_fragments(study: Study, notebooks: list[str]) -> dict[str, Entry]:
+    """The entries recorded by the given notebooks (for a notebook that builds on their results)."""
+    entries = {}
+    for notebook in notebooks:
+        path = ledger_dir(study) / f"{notebook}.json"
+        if not path.is_file():
+            raise StudyError(f"{relative(path)}: notebook {notebook} has not recorded its results; run it first")
+        entries.update({name: Entry(**e) for name, e in json.loads(path.read_text(encoding="utf-8")).items()})
+    return entries
 
 
 def read(path: str | Path) -> dict[str, Entry]:

@@ -6,10 +6,12 @@ cannot quietly lose a number.
 
 Styles (digits default in brackets):
 - `est` [2]: the estimate; `est_ci` [2]: estimate with "(95% CI low to high)"; `ci` [2]: "low to high"
-- `pct` [1]: a proportion as a percentage; `pct_ci` [1]: with its interval; `pp` [1]: percentage points
+- `pct` [1]: a proportion as a percentage; `pct_ci` [1]: with its interval; `pp` [1]: a difference of
+  proportions in percentage points; `pp_ci` [1]: with its interval
 - `frac`: events/n of a proportion, with the percentage, e.g. "66/101 (65.3%)"
 - `p`: a p-value in the journal's style ("p<0.001", "p=0.03"); `n`, `int`: whole numbers
 - `nnt`: number needed to treat, rounded up (Altman), with its interval
+- `pub` [2]: the published value the entry reproduces, with its published interval; `pub_p`: its p-value
 """
 
 from __future__ import annotations
@@ -80,11 +82,37 @@ def _pp(entry: Entry, digits: int) -> str:
     return f"{number(100 * entry.estimate, digits)} percentage points"
 
 
+@style("pp_ci", 1)
+def _pp_ci(entry: Entry, digits: int) -> str:
+    _need(entry, "estimate", "conf_low", "conf_high")
+    low, high = (number(100 * v, digits) for v in (entry.conf_low, entry.conf_high))
+    return f"{_pp(entry, digits)} (95% CI {low} to {high})"
+
+
 @style("frac", 1)
 def _frac(entry: Entry, digits: int) -> str:
     _need(entry, "estimate", "n")
     events = round(entry.estimate * entry.n)
     return f"{events}/{entry.n} ({_pct(entry, digits)})"
+
+
+@style("pub")
+def _pub(entry: Entry, digits: int) -> str:
+    """The published value the entry reproduces, with its interval when one was published."""
+    if entry.published is None or entry.published.estimate is None:
+        raise ValueError("has no published estimate")
+    text = number(entry.published.estimate, digits)
+    if entry.published.conf_low is not None and entry.published.conf_high is not None:
+        text += f" (95% CI {number(entry.published.conf_low, digits)} to {number(entry.published.conf_high, digits)})"
+    return text
+
+
+@style("pub_p", 3)
+def _pub_p(entry: Entry, digits: int) -> str:
+    """The published p-value the entry reproduces, in the journal's style."""
+    if entry.published is None or entry.published.p_value is None:
+        raise ValueError("has no published p-value")
+    return _p(entry.model_copy(update={"p_value": entry.published.p_value}), digits)
 
 
 @style("p", 3)

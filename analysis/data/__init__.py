@@ -10,6 +10,6 @@ For the notebooks:
 For the runner, before any notebook: `check_raw_data(study, accept_new_data=...)`.
 """
 
-from analysis.data.step import Prepared, check_raw_data, load, prepare
+from analysis.data.step import Prepared, check_raw_data, load, prepare, published_as_printed
 
-__all__ = ["Prepared", "check_raw_data", "load", "prepare"]
+__all__ = ["Prepared", "check_raw_data", "load", "prepare", "published_as_printed"]

@@ -16,6 +16,9 @@ from analysis.data.dictionary import derived_tables
 
 PERIODS = ["before", "after"]
 
+# The paper assessed medication appropriateness (MAI) in patients aged 65 or over
+MAI_MIN_AGE = 65
+
 
 def isin(series: pd.Series, values) -> pd.Series:
     """Membership in a set of values, vectorised in Arrow (pandas' isin on Arrow strings loops in
@@ -70,7 +73,7 @@ def derive_patients(patients: pd.DataFrame, study: Study) -> pd.DataFrame:
     for name, values in _period_columns(frame["admission_date"], period, study.periods).items():
         frame[name] = values
     frame["length_of_stay"] = (frame["discharge_date"] - frame["admission_date"]).dt.days.astype("int64")
-    frame["age_65_plus"] = frame["age"] >= 65
+    frame["age_65_plus"] = frame["age"] >= MAI_MIN_AGE
     frame["has_discharge_outcome"] = frame["error_at_discharge"].notna().to_numpy()
     frame["mai_change_admission"] = frame["mai_admission"] - frame["mai_pre_admission"]
     frame["mai_change_discharge"] = frame["mai_discharge"] - frame["mai_pre_admission"]

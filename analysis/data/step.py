@@ -30,9 +30,9 @@ from analysis.data.manifest import (
     raw_changes,
     read_manifest,
 )
-from analysis.data.validate import validate_published, validate_study
+from analysis.data.validate import published_files, validate_published, validate_study
 from analysis.errors import StudyError
-from analysis.paths import atomic_write, relative
+from analysis.paths import atomic_write, relative, resolve
 from analysis.provenance import sha256_file
 
 TABLES = ("patients", "suggestions", "flow")
@@ -147,6 +147,20 @@ def check_raw_data(study: Study | str | Path, accept_new_data: bool = False) -> 
             raise StudyError(changed_message(study, changes))
         prepare(study, accept_new_data=True)
     return [c.path for c in changes]
+
+
+def published_as_printed(study: Study | str | Path) -> dict[str, pd.DataFrame]:
+    """The study's published tables as printed, every cell as text, after checking them.
+
+    The digits a number was published with decide how closely a recomputation must match it
+    (0.30 is not 0.3), and a typed table has lost them.
+    """
+    study = _study(study)
+    validate_published(study)
+    if study.published is None:
+        return {}
+    files, _ = published_files(resolve(study.published))
+    return {name: pd.read_csv(path, dtype=str) for name, path in files.items()}
 
 
 def load(study: Study | str | Path) -> Prepared:

@@ -1,0 +1,38 @@
+"""Results frames: tidy rows from analysis.stats, named for the ledger and described in one line.
+
+A results frame has the tidy columns (`term` ... `warnings`) plus `name` (the stable dotted ledger
+name) and `description`; `published.attach` may add the published value beside each row. The
+notebooks display these frames and record them, row for row, with `Ledger.record_frame`.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analysis.stats import COLUMNS
+
+
+def named(frame: pd.DataFrame, prefix: str, terms: dict[str, tuple[str, str]], label: str = "") -> pd.DataFrame:
+    """Keep the rows whose `term` is in `terms` (in that order), naming each `prefix.suffix`.
+
+    `terms` maps term -> (suffix, description template); `{label}` in a template is replaced by `label`.
+    A term missing from `frame` is an error: a result silently dropped from the ledger would be lost.
+    """
+    missing = [term for term in terms if term not in set(frame["term"])]
+    if missing:
+        raise KeyError(f"{prefix}: no row for term(s) {missing}; rows are {frame['term'].tolist()}")
+    rows = frame.set_index("term").loc[list(terms)].reset_index()
+    rows.insert(0, "name", [f"{prefix}.{terms[t][0]}" for t in rows["term"]])
+    rows.insert(1, "description", [terms[t][1].format(label=label) for t in rows["term"]])
+    return rows[["name", "description", *COLUMNS]]
+
+
+def value(name: str, description: str, estimate: float, method: str, n: int | None = None) -> pd.DataFrame:
+    """A one-row results frame for a number that is not a model output (a count, a setting)."""
+    row = dict.fromkeys(COLUMNS)
+    row.update(term=name.rsplit(".", 1)[-1], estimate=estimate, method=method, n=n, warnings="")
+    return pd.DataFrame([{"name": name, "description": description, **row}])
+
+
+def combine(*frames: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat([f for f in frames if len(f)], ignore_index=True)
