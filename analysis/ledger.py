@@ -170,10 +170,15 @@ class Ledger:
         return path
 
     def _current_cell(self) -> str | None:
-        """The id of the notebook cell now running, found by its source (None outside IPython)."""
+        """The id of the notebook cell now running, found by its source (None outside a kernel).
+
+        The source comes from the kernel's current execute request, not IPython's input history,
+        which nbval does not keep (it executes with store_history=False).
+        """
         try:
-            source = get_ipython().user_ns["In"][-1]  # type: ignore[name-defined]  # noqa: F821
-        except (NameError, KeyError, IndexError):
+            request = get_ipython().kernel.get_parent("shell")  # type: ignore[name-defined]  # noqa: F821
+            source = request["content"]["code"]
+        except (NameError, AttributeError, KeyError, TypeError):
             return None
         return self._cells.get(source.strip())
 

@@ -19,8 +19,12 @@ def resolve(path: str | Path) -> Path:
 
 
 def relative(path: str | Path) -> str:
-    """The repository-relative form written into outputs (absolute only outside the repository)."""
-    path = Path(path).resolve()
+    """The repository-relative form written into outputs (absolute only outside the repository).
+
+    A relative path is taken as relative to the repository root, like every path in a study file,
+    whatever the working directory (nbval runs notebooks in notebooks/).
+    """
+    path = resolve(path).resolve()
     try:
         return path.relative_to(ROOT).as_posix()
     except ValueError:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from analysis.config import Study
-from analysis.paths import atomic_write
+from analysis.paths import atomic_write, resolve
 from analysis.provenance import LOCK_FILE, files_digest, sha256_file, sha256_json
 from analysis.run.pipeline import Step
 
@@ -38,7 +38,7 @@ def output_files(study: Study, step: Step) -> list[Path]:
 
 
 def compute_key(study: Study, step: Step, parameters: dict, needed: list[Step], code: str) -> str:
-    inputs = [study.file, *study.raw_files()]
+    inputs = [resolve(study.file), *study.raw_files()]
     for upstream in needed:
         inputs += output_files(study, upstream)
     return sha256_json({
