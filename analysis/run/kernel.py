@@ -26,9 +26,11 @@ def _spec_dir() -> Path:
 def ensure_kernel() -> str:
     """Register (or repair) the kernelspec for this interpreter; return its name."""
     spec = {
-        # ipykernel 7 logs a warning about TCP transport at every start; it is noise on our progress lines
+        # The kernel application's own log (not the cells' output, which the notebook keeps) says at every
+        # start that TCP is unencrypted and at every shutdown that it caught the interrupt: noise on our
+        # progress lines. A kernel that dies is reported by the runner from nbclient's error.
         "argv": [
-            sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", "--IPKernelApp.log_level=ERROR"
+            sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", "--IPKernelApp.log_level=CRITICAL"
         ],
         "display_name": DISPLAY_NAME,
         "language": "python",
