@@ -125,8 +125,8 @@ class Clusters(_Strict):
 
 
 class Seeds(_Strict):
-    models: int = Field(..., ge=0, description="seed for model fits that use random numbers")
-    bootstrap: int = Field(..., ge=0, description="seed for resampling")
+    models: int = Field(..., ge=0, description="seed for model fits that use random numbers (the Bayesian "
+                                                  "fit_map/fit_vb estimators; the default Laplace fit uses none)")
 
 
 class Outputs(_Strict):

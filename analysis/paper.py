@@ -26,7 +26,7 @@ from analysis import ledger, tables
 from analysis.config import Study
 from analysis.errors import StudyError
 from analysis.paths import ROOT, atomic_write, relative
-from analysis.text import render
+from analysis.text import PLACEHOLDER, render
 
 PAPER = ROOT / "paper"
 SOURCE = PAPER / "manuscript.md"
@@ -34,6 +34,11 @@ CHECKLIST = PAPER / "squire.yml"
 BLOCK = re.compile(r"\{\{\s*(table|figure|ref)\s*:\s*([A-Za-z0-9_\-]+)\s*(?:\|\s*(.*?))?\s*\}\}", re.S)
 SECTION_ID = re.compile(r"^#+ .*\{#([A-Za-z0-9_\-]+)\}\s*$", re.M)
 LATEX_ENGINES = ("xelatex", "lualatex", "pdflatex")
+# Digits that name conventions, not results: the confidence level, the guideline's version, the
+# control-chart limits, an R package. Anything else with a digit must come from a placeholder.
+CONVENTIONS = ("95%", "SQUIRE 2.0", "3-sigma", "lme4")
+CITATION = re.compile(r"\[@[^\]]*\]")
+ATTRIBUTES = re.compile(r"\{#[^}]*\}")
 
 
 def build_dir(study: Study) -> Path:
@@ -101,6 +106,17 @@ def expand_blocks(text: str, study: Study) -> str:
     return expanded
 
 
+def stray_numbers(source: str) -> list[str]:
+    """Every line of the manuscript source with a digit outside a placeholder, a citation, a section id or
+    a named convention: such a number was typed by hand and could drift from the analysis."""
+    text = PLACEHOLDER.sub("", source)  # number placeholders first, those inside captions included
+    text = BLOCK.sub(lambda match: match.group(3) or "", text)  # a caption is text: keep it for the check
+    text = ATTRIBUTES.sub("", CITATION.sub("", text))
+    for convention in CONVENTIONS:
+        text = text.replace(convention, "")
+    return [line.strip() for line in text.splitlines() if re.search(r"\d", line)]
+
+
 def checklist(manuscript: str) -> str:
     """The SQUIRE 2.0 checklist as a Markdown table: each item and the section(s) that answer it."""
     spec = yaml.safe_load(CHECKLIST.read_text(encoding="utf-8"))
@@ -122,9 +138,14 @@ def checklist(manuscript: str) -> str:
 
 def render_manuscript(study: Study) -> str:
     """The manuscript's Markdown with every placeholder filled from the ledger, tables and figures."""
+    source = SOURCE.read_text(encoding="utf-8")
+    stray = stray_numbers(source)
+    if stray:
+        raise StudyError(f"{relative(SOURCE)}: {len(stray)} line(s) hold a number typed by hand; use a ledger "
+                         "placeholder ({{ name | style }}) instead: " + " | ".join(stray))
     entries = ledger.read(ledger.results_path(study))
     # numbers first: a caption inside a table or figure block may hold number placeholders
-    text = render(SOURCE.read_text(encoding="utf-8"), entries, where=relative(SOURCE))
+    text = render(source, entries, where=relative(SOURCE))
     return expand_blocks(text, study)
 
 
@@ -143,10 +164,11 @@ def _pandoc(source: Path, target: Path, extra: list[str]) -> None:
         scratch.unlink(missing_ok=True)
 
 
-def build(study: Study, echo=print) -> list[Path]:
-    """Write the manuscript (Markdown, HTML, DOCX; PDF if LaTeX is installed) and the checklist."""
+def build(study: Study, out: Path | None = None, echo=print) -> list[Path]:
+    """Write the manuscript (Markdown, HTML, DOCX; PDF if LaTeX is installed) and the checklist into
+    `out` (default paper/build/<study>)."""
     text = render_manuscript(study)
-    out = build_dir(study)
+    out = out or build_dir(study)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     source = out / "manuscript.md"

@@ -45,6 +45,9 @@ class Check:
     status: str  # "match", "differ", "missing" (committed, not rebuilt), "extra" (rebuilt, not committed)
     detail: str = ""
     measure: float | None = None
+    # for a ledger entry that differs: True when a number, method or warning moved, False when only the
+    # hashes of the parameters or data it was made from changed
+    moved: bool = True
 
 
 @dataclass
@@ -61,7 +64,12 @@ class Verification:
 
     @property
     def differences(self) -> list[Check]:
-        return [c for c in self.checks if c.status != "match"]
+        """Every check that did not match, those whose numbers moved first."""
+        return sorted((c for c in self.checks if c.status != "match"), key=lambda c: not c.moved)
+
+    @property
+    def moved(self) -> list[Check]:
+        return [c for c in self.differences if c.moved]
 
 
 def comparison(kind: str):
@@ -89,11 +97,15 @@ def compare_ledgers(committed: Path, rebuilt: Path) -> list[Check]:
     if not old_path.is_file():
         return [Check("ledger", "results.json", "missing", "no committed ledger")]
     old, new = ledger.read(old_path), ledger.read(new_path)
-    moved: dict[str, list[str]] = {}
+    found: dict[str, list[str]] = {}
+    moved: set[str] = set()
     for row in ledger.compare(old, new, rtol=RTOL, atol=ATOL).itertuples(index=False):
         amount = f" (by {row.abs_diff:.3g})" if row.abs_diff is not None else ""
-        moved.setdefault(row.name, []).append(f"{row.field}: {row.expected} -> {row.actual}{amount}; {row.problem}")
-    return [Check("ledger", name, "differ" if name in moved else "match", "; ".join(moved.get(name, [])))
+        found.setdefault(row.name, []).append(f"{row.field}: {row.expected} -> {row.actual}{amount}; {row.problem}")
+        if not row.field.startswith("provenance."):
+            moved.add(row.name)
+    return [Check("ledger", name, "differ" if name in found else "match", "; ".join(found.get(name, [])),
+                  moved=name in moved or name not in found)
             for name in sorted(old.keys() | new.keys())]
 
 
@@ -113,7 +125,7 @@ def compare_tables(committed: Path, rebuilt: Path) -> list[Check]:
                 x, y = a.to_numpy(float), b.to_numpy(float)
                 bad = ~(np.isclose(y, x, rtol=RTOL, atol=ATOL) | (np.isnan(x) & np.isnan(y)))
             else:
-                bad = (a.astype(str) != b.astype(str)).to_numpy()
+                bad = ~((a.astype(str) == b.astype(str)) | (a.isna() & b.isna())).to_numpy()
             cells += [f"row {i + 1} {column}: {a.iloc[i]} -> {b.iloc[i]}" for i in np.flatnonzero(bad)]
         status = "differ" if cells else "match"
         detail = "; ".join(cells[:10]) + (f"; and {len(cells) - 10} more" if len(cells) > 10 else "")
@@ -251,12 +263,16 @@ def _markdown(result: Verification, payload: dict) -> str:
         statuses = [c.status for c in result.checks if c.kind == kind]
         counts = [statuses.count(s) for s in ("match", "differ", "missing", "extra")]
         lines.append(f"| {kind} | {len(statuses)} | " + " | ".join(map(str, counts)) + " |")
-    lines += ["", "## Differences", ""]
-    if result.differences:
+    lines += ["", "## Numbers, tables, figures and files that moved", ""]
+    if result.moved:
         lines += ["| kind | item | status | detail |", "|---|---|---|---|"]
-        lines += [f"| {c.kind} | `{c.item}` | {c.status} | {c.detail.replace('|', '/')} |" for c in result.differences]
+        lines += [f"| {c.kind} | `{c.item}` | {c.status} | {c.detail.replace('|', '/')} |" for c in result.moved]
     else:
         lines.append("None.")
+    unmoved = [c for c in result.differences if not c.moved]
+    if unmoved:
+        lines += ["", f"## Same numbers, made from other parameters or data ({len(unmoved)} ledger entries)", "",
+                  ", ".join(f"`{c.item}`" for c in unmoved)]
     lines += ["", "## Every check", "", "| kind | item | status | detail |", "|---|---|---|---|"]
     lines += [f"| {c.kind} | `{c.item}` | {c.status} | {c.detail.replace('|', '/')} |" for c in result.checks]
     lines += ["", "## Installed packages", "", ", ".join(f"{n} {v}" for n, v in sorted(env["packages"].items())), ""]
@@ -272,6 +288,6 @@ def summary_line(result: Verification, report: Path) -> str:
         return f"verify: {len(result.checks)} checks matched in {result.seconds:.0f} s; report {relative(report)}"
     if result.rebuild_error:
         return f"verify FAILED: the rebuild failed: {result.rebuild_error}; report {relative(report)}"
-    moved = ", ".join(c.item for c in result.differences[:8]) + (", ..." if len(result.differences) > 8 else "")
-    count = f"{len(result.differences)} of {len(result.checks)} checks differ"
+    moved = ", ".join(c.item for c in result.moved[:8]) + (", ..." if len(result.moved) > 8 else "")
+    count = f"{len(result.differences)} of {len(result.checks)} checks differ, {len(result.moved)} moved"
     return f"verify FAILED: {count} ({moved}); report {relative(report)}"

@@ -18,7 +18,7 @@ def minimal_spec(tmp_path) -> dict:
         "data": {"patients": {"file": str(raw)}, "suggestions": {"file": str(raw)}},
         "periods": {"before": {"label": "Before", "start": "2020-01-01", "end": "2020-12-31"},
                     "after": {"label": "After", "start": "2021-01-01", "end": "2021-12-31"}},
-        "seeds": {"models": 1, "bootstrap": 2},
+        "seeds": {"models": 1},
         "outputs": {"folder": str(tmp_path / "out"), "notebooks": str(tmp_path / "executed")},
     }
 

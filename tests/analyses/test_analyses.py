@@ -1,0 +1,130 @@
+"""The study-level layer: the right rows, named and matched to the published values, on the
+reference data (whose counts are the publication's)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from analysis import ledger
+from analysis.analyses import figure_data, primary, published, reproduction, robustness, secondary
+from analysis.analyses.results import named
+from analysis.data import load, published_as_printed
+
+
+@pytest.fixture(scope="module")
+def prepared():
+    return load("reference")
+
+
+def by_name(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.set_index("name")
+
+
+def test_primary_counts_are_the_published_ones(prepared):
+    for key, (events_before, n_before, events_after, n_after) in {
+        "admission_error": (49, 121, 10, 112),
+        "discharge_error": (66, 101, 15, 108),
+        "discharge_error_missing_as_error": (86, 121, 19, 112),
+        "discharge_error_missing_as_no_error": (66, 121, 15, 112),
+    }.items():
+        rows = by_name(primary.proportions(prepared.patients, primary.OUTCOMES[key]))
+        assert rows.loc[f"{key}.events_before", "estimate"] == events_before
+        assert rows.loc[f"{key}.events_after", "estimate"] == events_after
+        assert rows.loc[f"{key}.proportion_before", "n"] == n_before
+        assert rows.loc[f"{key}.proportion_after", "n"] == n_after
+
+
+def test_severe_error_nnt_uses_all_patients_as_the_paper_did(prepared):
+    rows = by_name(primary.proportions(prepared.patients, primary.OUTCOMES["severe_discharge_error"]))
+    # 6/121 vs 0/112: risk difference -6/121 = -0.04959, NNT 121/6 = 20.17 (the paper: 20, 10 to 142)
+    assert rows.loc["severe_discharge_error.nnt", "estimate"] == pytest.approx(121 / 6, rel=1e-12)
+
+
+def test_adjusted_models_use_the_study_covariates_and_name_their_cluster(prepared):
+    study = prepared.study
+    assert primary.formula(study, primary.OUTCOMES["admission_error"]) == "y ~ after + age + charlson + n_medicines"
+    assert primary.formula(study, primary.OUTCOMES["discharge_error"]).endswith("+ length_of_stay")
+    rows = by_name(primary.adjusted(prepared.patients, primary.OUTCOMES["admission_error"], study))
+    assert "random intercept for team" in rows.loc["admission_error.odds_ratio_adjusted", "description"]
+    # the glmer value on the same data (tests/reference/results/mixed.csv): log OR -2.4741
+    assert math.log(rows.loc["admission_error.odds_ratio_adjusted", "estimate"]) == pytest.approx(-2.4741, rel=1e-3)
+
+
+def test_published_values_are_in_the_ledgers_scale_and_direction(prepared):
+    values = published.values(prepared.published).set_index("name")
+    # Tallon et al. report +4.0 (1.7 to 6.4) for "team vs standard" meaning a smaller rise with team care:
+    # after minus before it is -4.0 (-6.4 to -1.7)
+    mai = values.loc["mai.change_discharge.mean_difference"]
+    assert (mai.published_estimate, mai.published_low, mai.published_high) == (-4.0, -6.4, -1.7)
+    assert values.loc["acceptance.proportion_before", "published_estimate"] == 0.675
+    assert values.loc["discharge_error.proportion_before", "published_estimate"] == pytest.approx(66 / 101)
+    assert values.loc["admission_error.hosmer_lemeshow", "published_p_value"] == 0.737
+    assert values.loc["harm_vas.quartile_3_before", "published_estimate"] == 5
+
+
+def test_the_ledger_holds_every_published_quantity_beside_ours(prepared):
+    entries = ledger.read(ledger.results_path(prepared.study))
+    names = set(published.values(prepared.published)["name"])
+    missing = sorted(names - set(entries))
+    # medicine-level MAI ratings were never part of the patient-level data
+    assert missing == ["mai.inappropriate_drugs_after", "mai.inappropriate_drugs_before"]
+    assert all(entries[n].published is not None for n in names - set(missing))
+
+
+def test_named_refuses_to_drop_a_result_silently():
+    frame = pd.DataFrame({"term": ["after"], "estimate": [1.0]})
+    with pytest.raises(KeyError, match="no row for term"):
+        named(frame, "x", {"after": ("a", "A"), "age": ("b", "B")})
+
+
+def test_smallest_acceptance_denominators_by_hand():
+    # 67.5% to one decimal: 27/40 = 67.5%, and no n < 40 has a k with 67.45 <= 100k/n < 67.55.
+    # "98%" to no decimal: 39/40 = 97.5% rounds (half up) to 98; n < 40 gives at most (n-1)/n < 97.5%.
+    results, smallest, _ = reproduction.acceptance(published_as_printed("reference"))
+    rows = by_name(results)
+    assert rows.loc["published_check.acceptance.smallest_denominator_before", "estimate"] == 40
+    assert rows.loc["published_check.acceptance.smallest_denominator_after", "estimate"] == 40
+    assert smallest["events"].tolist() == [27, 39]
+
+
+def test_recomputed_from_counts_names_what_does_not_follow(prepared):
+    results, table = reproduction.from_counts(published_as_printed("reference"))
+    # admission: OR = (10 x 72) / (102 x 49) = 0.1441, which prints as 0.14, not the published 0.15
+    assert by_name(results).loc["published_check.or_unadjusted.error_at_admission", "estimate"] == pytest.approx(
+        720 / 4998, rel=1e-12)
+    assert reproduction.disagreeing(table) == ["or_unadjusted:error_at_admission", "nnt_any_error_at_discharge"]
+
+
+def test_harm_and_mai_medians_match_the_publication_with_spss_quartiles(prepared):
+    harm = by_name(secondary.harm_results(prepared.patients))
+    assert [harm.loc[f"harm_vas.{s}_before", "estimate"] for s in ("median", "quartile_1", "quartile_3")] == [4, 0, 5]
+    mai = by_name(secondary.mai_results(prepared.patients, prepared.study))
+    after = [mai.loc[f"mai.change_discharge.{s}_after", "estimate"] for s in ("median", "quartile_1", "quartile_3")]
+    assert after == [-1, -3.75, 0]
+
+
+def test_newey_west_lags_follow_the_rule_of_thumb():
+    assert robustness.newey_west_lags(24) == 2  # floor(4 x 0.24^(2/9)) = floor(2.91)
+    assert robustness.newey_west_lags(100) == 4
+
+
+def test_monthly_series_add_up_to_the_period_totals(prepared):
+    series = robustness.monthly(prepared.patients, prepared.suggestions)
+    admission = series[series["key"] == "admission_error"].groupby("period")[["events", "n"]].sum()
+    assert admission.loc["before"].tolist() == [49, 121] and admission.loc["after"].tolist() == [10, 112]
+    acceptance = series[series["key"] == "acceptance"].groupby("period")[["events", "n"]].sum()
+    assert acceptance.loc["before"].tolist() == [270, 400] and acceptance.loc["after"].tolist() == [441, 450]
+
+
+def test_figure_frames_come_from_the_ledger(prepared):
+    entries = ledger.read(ledger.results_path(prepared.study))
+    forest = figure_data.forest(entries)
+    unadjusted = forest[(forest.outcome == "Error at discharge") & (forest.analysis == "Unadjusted")].iloc[0]
+    assert unadjusted.published_estimate == 0.09 and unadjusted.estimate == pytest.approx(525 / 6138, rel=1e-9)
+    gee = forest[forest.analysis == "GEE, population-averaged"]
+    assert gee["published_estimate"].isna().all()  # the paper published no GEE
+    frame = figure_data.proportions(entries, prepared.study)
+    assert frame.loc[frame.outcome == "Suggestion accepted", "events"].tolist() == [270, 441]
