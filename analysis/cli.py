@@ -246,11 +246,12 @@ def _dictionary(parser: argparse.ArgumentParser):
 @command("paper", "build the manuscript (HTML, DOCX; PDF with LaTeX) and SQUIRE checklist from the ledger")
 def _paper(parser: argparse.ArgumentParser):
     parser.add_argument("study", nargs="?", default="reference", help="study name or file (default: reference)")
+    parser.add_argument("--force", action="store_true", help="rebuild even if nothing it depends on changed")
 
     def handle(args) -> int:
         from analysis import paper
 
-        paper.build(load_study(args.study))
+        paper.build(load_study(args.study), force=args.force)
         return 0
 
     return handle

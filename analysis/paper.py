@@ -26,6 +26,7 @@ from analysis import ledger, tables
 from analysis.config import Study
 from analysis.errors import StudyError
 from analysis.paths import ROOT, atomic_write, relative
+from analysis.provenance import LOCK_FILE, files_digest, sha256_json
 from analysis.text import PLACEHOLDER, render
 
 PAPER = ROOT / "paper"
@@ -164,11 +165,25 @@ def _pandoc(source: Path, target: Path, extra: list[str]) -> None:
         scratch.unlink(missing_ok=True)
 
 
-def build(study: Study, out: Path | None = None, echo=print) -> list[Path]:
+def build_key(study: Study) -> str:
+    """A hash of everything the built paper depends on: sources, ledger, tables, figures, code, lock."""
+    inputs = [SOURCE, CHECKLIST, PAPER / "references.bib", PAPER / "vancouver.csl", LOCK_FILE,
+              ledger.results_path(study), *sorted(tables.tables_dir(study).glob("*.csv")),
+              *sorted((study.output_dir / "figures").glob("*.png"))]
+    code = files_digest(ROOT / "analysis" / name for name in ("paper.py", "text.py", "tables.py", "ledger.py"))
+    return sha256_json({"files": files_digest(p for p in inputs if p.is_file()), "code": code,
+                        "latex": next((e for e in LATEX_ENGINES if shutil.which(e)), None)})
+
+
+def build(study: Study, out: Path | None = None, force: bool = False, echo=print) -> list[Path]:
     """Write the manuscript (Markdown, HTML, DOCX; PDF if LaTeX is installed) and the checklist into
-    `out` (default paper/build/<study>)."""
-    text = render_manuscript(study)
+    `out` (default paper/build/<study>), unless nothing it depends on changed since the last build."""
     out = out or build_dir(study)
+    key, stamp = build_key(study), out / ".build-key"
+    if not force and stamp.is_file() and stamp.read_text() == key:
+        echo(f"paper up to date: {relative(out)}")
+        return []
+    text = render_manuscript(study)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     source = out / "manuscript.md"
@@ -193,4 +208,5 @@ def build(study: Study, out: Path | None = None, echo=print) -> list[Path]:
         echo("PDF not built: no LaTeX engine found (xelatex, lualatex or pdflatex; e.g. apt-get install texlive-xetex)")
     for path in written:
         echo(f"wrote {relative(path)}")
+    stamp.write_text(key)
     return written

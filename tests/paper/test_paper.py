@@ -72,6 +72,16 @@ def test_the_build_writes_html_and_docx_with_real_tables_figures_and_references(
     assert len([n for n in docx.namelist() if n.startswith("word/media/")]) == 6
 
 
+def test_an_unchanged_paper_is_not_rebuilt_and_a_changed_ledger_rebuilds_it(reference, tmp_path, monkeypatch):
+    assert paper.build(reference, out=tmp_path, echo=lambda line: None)
+    lines = []
+    assert paper.build(reference, out=tmp_path, echo=lines.append) == []
+    assert lines == [f"paper up to date: {tmp_path}"]
+    assert paper.build(reference, out=tmp_path, force=True, echo=lambda line: None)
+    monkeypatch.setattr(paper, "build_key", lambda study: "another ledger")
+    assert paper.build(reference, out=tmp_path, echo=lambda line: None)
+
+
 def test_the_squire_checklist_maps_every_item_of_the_guideline(reference):
     table = paper.checklist(paper.render_manuscript(reference))
     rows = [line for line in table.splitlines() if re.match(r"\| \d+\. ", line)]
