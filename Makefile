@@ -57,7 +57,7 @@ verify: venv
 
 lab: venv
 	$(PY) -m analysis kernel
-	$(VENV)/bin/jupyter lab --notebook-dir=. notebooks
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: venv
 	$(PY) -m analysis bench

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 
 import nbformat
 import papermill
+from jupyter_client.kernelspec import NoSuchKernel
 from papermill.exceptions import PapermillExecutionError
 
 from analysis.config import Study
 from analysis.paths import ROOT, atomic_write, relative
+from analysis.run.kernel import available_kernels
 from analysis.run.normalise import normalise
 from analysis.run.pipeline import Step
 
@@ -48,7 +50,9 @@ def execute(study: Study, step: Step, parameters: dict, kernel: str, timeout: in
         error = f"{step.name} failed in cell In [{failure.exec_count}]: {failure.ename}: {failure.evalue}"
         traceback = _ANSI.sub("", "\n".join(failure.traceback)).replace(str(ROOT), ".")
         detail = f"--- cell In [{failure.exec_count}] ---\n{failure.source}\n--- traceback ---\n{traceback}"
-    except Exception as failure:  # kernel death, timeout, missing kernel: papermill wraps none of them
+    except NoSuchKernel:
+        error = f"{step.name} did not start: no kernel named '{kernel}'; kernels available: {available_kernels()}"
+    except Exception as failure:  # kernel death, cell timeout: papermill wraps neither
         error = f"{step.name} did not complete: {type(failure).__name__}: {_first_line(failure)}"
     seconds = time.perf_counter() - started
     if scratch.is_file():

@@ -7,6 +7,8 @@ import json
 import nbformat
 
 from analysis.run import run_study
+from analysis.run.execute import execute
+from analysis.run.pipeline import load_pipeline
 from tests.run.conftest import notebook
 
 
@@ -116,3 +118,11 @@ def test_a_cell_over_its_timeout_fails_with_the_reason(toy):
     report, _ = run(toy, timeout=2, notebooks=["c"])
     (failure,) = report.failed
     assert failure.error.startswith("c ") and "timed out" in failure.error.lower() + failure.detail.lower()
+
+
+def test_a_missing_kernel_fails_listing_the_kernels_that_exist(toy):
+    study, pipeline = toy
+    step = next(s for s in load_pipeline(pipeline) if s.name == "c")
+    outcome = execute(study, step, {"study": str(study.file)}, "no-such-kernel", timeout=30)
+    assert outcome.error.startswith("c did not start: no kernel named 'no-such-kernel'; kernels available: ")
+    assert "prepost-compendium (" in outcome.error
