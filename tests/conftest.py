@@ -23,6 +23,20 @@ def minimal_spec(tmp_path) -> dict:
     }
 
 
+def set_dotted(spec: dict, changes: dict) -> dict:
+    """Change a study spec in place by dotted keys ("seeds.models"); a value of None removes the key."""
+    for dotted, value in changes.items():
+        *parents, last = dotted.split(".")
+        node = spec
+        for part in parents:
+            node = node.setdefault(part, {})
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    return spec
+
+
 @pytest.fixture
 def write_study(tmp_path):
     """write_study(changes={dotted.key: value}, text=None) -> path of a study file in tmp_path."""
@@ -30,16 +44,7 @@ def write_study(tmp_path):
     def write(changes: dict | None = None, text: str | None = None, name: str = "toy"):
         path = tmp_path / f"{name}.yml"
         if text is None:
-            spec = copy.deepcopy(minimal_spec(tmp_path))
-            for dotted, value in (changes or {}).items():
-                *parents, last = dotted.split(".")
-                node = spec
-                for part in parents:
-                    node = node.setdefault(part, {})
-                if value is None:
-                    node.pop(last, None)
-                else:
-                    node[last] = value
+            spec = set_dotted(copy.deepcopy(minimal_spec(tmp_path)), changes or {})
             text = yaml.safe_dump(spec, sort_keys=False)
         path.write_text(text)
         return path

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from analysis.paths import ROOT
+from tests.conftest import set_dotted
 
 PUBLISHED = ROOT / "data_raw" / "published"
 
@@ -40,15 +41,7 @@ class Copy:
 
     def write_study(self, **changes) -> Path:
         """Rewrite the study file with dotted keys changed (None removes the key)."""
-        for dotted, value in changes.items():
-            *parents, last = dotted.split(".")
-            node = self.spec
-            for part in parents:
-                node = node.setdefault(part, {})
-            if value is None:
-                node.pop(last, None)
-            else:
-                node[last] = value
+        set_dotted(self.spec, changes)
         self.study.write_text(yaml.safe_dump(self.spec, sort_keys=False, allow_unicode=True), encoding="utf-8")
         return self.study
 
