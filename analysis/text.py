@@ -69,11 +69,15 @@ def _pct(entry: Entry, digits: int) -> str:
     return f"{number(100 * entry.estimate, digits)}%"
 
 
+def _percent_interval(entry: Entry, digits: int, unit: str) -> str:
+    _need(entry, "conf_low", "conf_high")
+    low, high = (number(100 * v, digits) for v in (entry.conf_low, entry.conf_high))
+    return f"95% CI {low}{unit} to {high}{unit}"
+
+
 @style("pct_ci", 1)
 def _pct_ci(entry: Entry, digits: int) -> str:
-    _need(entry, "estimate", "conf_low", "conf_high")
-    low, high = (number(100 * v, digits) for v in (entry.conf_low, entry.conf_high))
-    return f"{_pct(entry, digits)} (95% CI {low}% to {high}%)"
+    return f"{_pct(entry, digits)} ({_percent_interval(entry, digits, '%')})"
 
 
 @style("pp", 1)
@@ -84,9 +88,7 @@ def _pp(entry: Entry, digits: int) -> str:
 
 @style("pp_ci", 1)
 def _pp_ci(entry: Entry, digits: int) -> str:
-    _need(entry, "estimate", "conf_low", "conf_high")
-    low, high = (number(100 * v, digits) for v in (entry.conf_low, entry.conf_high))
-    return f"{_pp(entry, digits)} (95% CI {low} to {high})"
+    return f"{_pp(entry, digits)} ({_percent_interval(entry, digits, '')})"
 
 
 @style("frac", 1)

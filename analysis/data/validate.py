@@ -410,15 +410,20 @@ def _error_count(ctx: Context) -> list[Violation]:
 
 @rule("patients", "discharge_outcome_complete")
 def _discharge_complete(ctx: Context) -> list[Violation]:
+    return _all_or_none(ctx, ("error_at_discharge", "n_errors_discharge", "harm_severity", "harm_vas"),
+                        "discharge_outcome_complete",
+                        "the discharge outcome is partly recorded: these four cells are all filled or all empty",
+                        "fill in the missing cells, or empty all four when there is no discharge outcome")
+
+
+def _all_or_none(ctx: Context, columns: tuple[str, ...], rule_name: str, problem: str, fix: str) -> list[Violation]:
+    """Rows of the patients table where some, but not all, of `columns` are filled."""
     t = ctx.get("patients")
-    columns = ("error_at_discharge", "n_errors_discharge", "harm_severity", "harm_vas")
     if not _has(t, *columns):
         return []
     present = t.text[list(columns)].notna()  # text: a cell of the wrong type is reported once, by its check
     bad = present.any(axis=1) & ~present.all(axis=1)
-    return _row_violations(t, bad, columns, "discharge_outcome_complete",
-                           "the discharge outcome is partly recorded: these four cells are all filled or all empty",
-                           "fill in the missing cells, or empty all four when there is no discharge outcome")
+    return _row_violations(t, bad, columns, rule_name, problem, fix)
 
 
 @rule("patients", "harm_matches_error")
@@ -453,15 +458,9 @@ def _harm_band(ctx: Context) -> list[Violation]:
 
 @rule("patients", "mai_complete")
 def _mai_complete(ctx: Context) -> list[Violation]:
-    t = ctx.get("patients")
-    columns = ("mai_pre_admission", "mai_admission", "mai_discharge")
-    if not _has(t, *columns):
-        return []
-    present = t.text[list(columns)].notna()
-    bad = present.any(axis=1) & ~present.all(axis=1)
-    return _row_violations(t, bad, columns, "mai_complete",
-                           "the MAI is partly recorded: the three MAI cells are all filled or all empty",
-                           "fill in the missing MAI cells, or empty all three")
+    return _all_or_none(ctx, ("mai_pre_admission", "mai_admission", "mai_discharge"), "mai_complete",
+                        "the MAI is partly recorded: the three MAI cells are all filled or all empty",
+                        "fill in the missing MAI cells, or empty all three")
 
 
 @rule("patients", "period_not_empty")
