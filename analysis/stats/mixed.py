@@ -22,12 +22,20 @@ import pandas as pd
 import patsy
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
-from scipy import stats
 from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from analysis.stats.laplace import fit_laplace
-from analysis.stats.tidy import SEPARATION, SEPARATION_EPS, Notes, captured, exp_or_missing, frame, row
+from analysis.stats.tidy import (
+    SEPARATION,
+    SEPARATION_EPS,
+    Notes,
+    captured,
+    frame,
+    row,
+    wald_rows,
+    z_quantile,
+)
 
 __all__ = ["gee_logistic", "linear_mixed", "mixed_logistic"]
 
@@ -38,10 +46,6 @@ GEE_MIN_CLUSTERS = 40
 BOUNDARY_SD = 1e-2
 # lme4's isSingular() tolerance on the relative covariance factor theta
 SINGULAR_THETA = 1e-4
-
-
-def _z(confidence: float) -> float:
-    return float(stats.norm.ppf(1 - (1 - confidence) / 2))
 
 
 def _as_list(clusters: str | Sequence[str]) -> list[str]:
@@ -72,32 +76,6 @@ def _cluster_warnings(data: pd.DataFrame, clusters: list[str], period: str | Non
                 k = part[cluster].nunique()
                 if k < MIN_CLUSTERS:
                     notes.add(f"Only {k} clusters of {cluster} in period {level} (fewer than {MIN_CLUSTERS})")
-
-
-def _fixed_rows(names, estimates, ses, *, exponentiate: bool, method: str, n: int, notes: Notes, confidence: float):
-    z = _z(confidence)
-    values = []
-    for name, b, se in zip(names, estimates, ses, strict=True):
-        b, se = float(b), float(se)
-        bounds = (b, b - z * se, b + z * se)
-        shown = [exp_or_missing(v, notes) for v in bounds] if exponentiate else list(bounds)
-        values.append((name, b, se, shown))
-    # built after every value so that an overflow sentence reaches all rows
-    return [
-        row(
-            name,
-            shown[0],
-            se,
-            b / se,
-            float(2 * stats.norm.sf(abs(b / se))),
-            shown[1],
-            shown[2],
-            method=method,
-            n=n,
-            warnings=str(notes),
-        )
-        for name, b, se, shown in values
-    ]
 
 
 def _ordinary_logistic(data: pd.DataFrame, formula: str, notes: Notes) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -280,7 +258,7 @@ def mixed_logistic(
         f"Mixed-effects logistic regression, random intercept for {' and '.join(names)}, {fitted.how}, "
         "conditional (cluster-specific) OR"
     )
-    rows = _fixed_rows(
+    rows = wald_rows(
         fitted.names,
         fitted.beta,
         fitted.se,
@@ -290,7 +268,7 @@ def mixed_logistic(
         notes=notes,
         confidence=confidence,
     )
-    z = _z(confidence)
+    z = z_quantile(confidence)
     for cluster, log_sd, se in zip(names, fitted.log_sd, fitted.log_sd_se, strict=True):
         interval = "interval exp(log SD +/- z posterior SD)" if np.isfinite(se) else "no interval"
         sd_method = f"{method}; random-intercept SD of {cluster} (log-odds scale), {interval}"
@@ -363,7 +341,7 @@ def gee_logistic(
         f"GEE logistic regression, exchangeable working correlation within {cluster}, robust (sandwich) SE, "
         "statsmodels GEE, population-averaged OR; std_error on the log-odds scale"
     )
-    rows = _fixed_rows(
+    rows = wald_rows(
         result.params.index,
         result.params,
         result.bse,
@@ -457,7 +435,7 @@ def linear_mixed(
         )
     n = int(model.nobs)
     method = f"Linear mixed model, random intercept for {cluster}, REML (statsmodels MixedLM), Wald z"
-    rows = _fixed_rows(
+    rows = wald_rows(
         result.fe_params.index,
         result.fe_params,
         _gls_standard_errors(model, ratio, scale),

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 from scipy.stats.contingency import odds_ratio as _scipy_odds_ratio
 
-from analysis.stats.tidy import Notes, frame, row
+from analysis.stats.tidy import Notes, frame, row, z_quantile
 
 __all__ = [
     "chi2_test",
@@ -31,12 +31,6 @@ __all__ = [
 ]
 
 HALDANE = 0.5
-
-
-def _z(confidence: float) -> float:
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be between 0 and 1, got {confidence!r}")
-    return float(stats.norm.ppf(1 - (1 - confidence) / 2))
 
 
 def _pct(confidence: float) -> str:
@@ -86,7 +80,7 @@ def wilson_interval(events: int, n: int, confidence: float = 0.95) -> tuple[floa
     [0.0229, 0.104]
     """
     events, n = _check(events, n, "proportion")
-    z = _z(confidence)
+    z = z_quantile(confidence)
     p = events / n
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
@@ -198,7 +192,7 @@ def odds_ratio_woolf(events_before, n_before, events_after, n_after, *, confiden
     (a, b), (c, d) = table
     log_or = math.log(a * d / (b * c))
     se = math.sqrt(1 / a + 1 / b + 1 / c + 1 / d)
-    z = _z(confidence)
+    z = z_quantile(confidence)
     method = f"Odds ratio (after vs before), Woolf (log) {_pct(confidence)} CI, Wald z test"
     if sentence:
         method += ", Haldane-Anscombe correction (+0.5 to every cell)"
@@ -293,7 +287,7 @@ def relative_risk(events_before, n_before, events_after, n_after, *, confidence:
         )
     log_rr = math.log((a / (a + b)) / (c / (c + d)))
     se = math.sqrt(1 / a - 1 / (a + b) + 1 / c - 1 / (c + d))
-    z = _z(confidence)
+    z = z_quantile(confidence)
     statistic = log_rr / se if se > 0 else math.nan
     return frame(
         [

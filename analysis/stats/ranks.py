@@ -15,7 +15,7 @@ import pingouin
 from scipy import stats
 from statsmodels.miscmodels.ordinal_model import OrderedModel
 
-from analysis.stats.tidy import Notes, captured, frame, row
+from analysis.stats.tidy import Notes, captured, frame, row, wald_rows, z_quantile
 
 __all__ = [
     "QUANTILE_TYPES",
@@ -357,29 +357,15 @@ def proportional_odds(data: pd.DataFrame, formula: str, *, confidence: float = 0
         fit = model.fit(method="bfgs", maxiter=2000, gtol=1e-8, disp=False)
     if not fit.mle_retvals.get("converged", True):
         notes.add("The proportional-odds fit did not converge")
-    z = float(stats.norm.ppf(1 - (1 - confidence) / 2))
+    z = z_quantile(confidence)
     k_exog = model.k_vars
     params = np.asarray(fit.params)
     cov = np.asarray(fit.cov_params())
     n = int(model.nobs)
     method = "Proportional-odds logistic regression (cumulative logit, ML, BFGS), Wald CI"
-    rows = []
-    for i, name in enumerate(model.exog_names[:k_exog]):
-        beta, se = params[i], math.sqrt(cov[i, i])
-        rows.append(
-            row(
-                name,
-                math.exp(beta),
-                se,
-                beta / se,
-                2 * stats.norm.sf(abs(beta / se)),
-                math.exp(beta - z * se),
-                math.exp(beta + z * se),
-                method=method + "; estimate = cumulative odds ratio, std_error on the log scale",
-                n=n,
-                warnings=str(notes),
-            )
-        )
+    rows = wald_rows(model.exog_names[:k_exog], params[:k_exog], np.sqrt(np.diag(cov)[:k_exog]), exponentiate=True,
+                     method=method + "; estimate = cumulative odds ratio, std_error on the log scale", n=n,
+                     notes=notes, confidence=confidence)
     # statsmodels stores the first threshold then log increments; zeta_k = t_1 + sum exp(t_j)
     raw = params[k_exog:]
     zeta = model.transform_threshold_params(raw)[1:-1]

@@ -17,7 +17,7 @@ import statsmodels.api as sm
 import statsmodels.formula.api as smf
 from scipy import special, stats
 
-from analysis.stats.tidy import SEPARATION, SEPARATION_EPS, Notes, captured, exp_or_missing, frame, row
+from analysis.stats.tidy import SEPARATION, SEPARATION_EPS, Notes, captured, frame, row, wald_rows
 
 __all__ = [
     "hosmer_lemeshow",
@@ -31,10 +31,6 @@ __all__ = [
 _OVERDISPERSION = 1.5
 
 
-def _z(confidence: float) -> float:
-    return float(stats.norm.ppf(1 - (1 - confidence) / 2))
-
-
 def _left_out(notes: Notes, data: pd.DataFrame, n_used: int) -> None:
     dropped = len(data) - n_used
     if dropped:
@@ -42,37 +38,9 @@ def _left_out(notes: Notes, data: pd.DataFrame, n_used: int) -> None:
 
 
 def _coefficient_rows(fit, method: str, notes: Notes, confidence: float, n: int) -> list[dict]:
-    z = _z(confidence)
-    values = []
-    for name in fit.params.index:
-        b, se = float(fit.params[name]), float(fit.bse[name])
-        values.append(
-            (
-                name,
-                b,
-                se,
-                exp_or_missing(b, notes),
-                exp_or_missing(b - z * se, notes),
-                exp_or_missing(b + z * se, notes),
-            )
-        )
-    rows = []
-    for name, b, se, estimate, low, high in values:
-        rows.append(
-            row(
-                name,
-                estimate,
-                se,
-                b / se,
-                float(fit.pvalues[name]),
-                low,
-                high,
-                method=method,
-                n=n,
-                warnings=str(notes),
-            )
-        )
-    return rows
+    """Odds or rate ratios of every coefficient of a statsmodels fit, with Wald intervals."""
+    return wald_rows(list(fit.params.index), fit.params, fit.bse, exponentiate=True, method=method, n=n,
+                     notes=notes, confidence=confidence)
 
 
 def hosmer_lemeshow(observed, predicted, *, groups: int = 10) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from statsmodels.tools import sm_exceptions
 
 COLUMNS = (
@@ -90,6 +91,42 @@ def exp_or_missing(value: float, notes: Notes) -> float:
         notes.add("An exponentiated estimate or limit is too large to represent and is reported as missing")
         return math.nan
     return math.exp(value)
+
+
+def z_quantile(confidence: float) -> float:
+    """The standard normal quantile of a two-sided interval at `confidence` (1.96 for 0.95)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence!r}")
+    return float(stats.norm.ppf(1 - (1 - confidence) / 2))
+
+
+def wald_rows(names, estimates, ses, *, exponentiate: bool, method: str, n: int, notes: Notes,
+              confidence: float) -> list[dict]:
+    """Tidy rows for coefficients with Wald z tests and intervals: b +/- z se, exponentiated (odds or
+    rate ratios, with `std_error` on the log scale) when `exponentiate`."""
+    z = z_quantile(confidence)
+    values = []
+    for name, b, se in zip(names, estimates, ses, strict=True):
+        b, se = float(b), float(se)
+        bounds = (b, b - z * se, b + z * se)
+        shown = [exp_or_missing(v, notes) for v in bounds] if exponentiate else list(bounds)
+        values.append((name, b, se, shown))
+    # built after every value so that an overflow sentence reaches all rows
+    return [
+        row(
+            name,
+            shown[0],
+            se,
+            b / se,
+            float(2 * stats.norm.sf(abs(b / se))),
+            shown[1],
+            shown[2],
+            method=method,
+            n=n,
+            warnings=str(notes),
+        )
+        for name, b, se, shown in values
+    ]
 
 
 def join(*sentences: str) -> str:
