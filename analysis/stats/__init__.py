@@ -1,12 +1,12 @@
 """Statistics: pure functions, data frames (or counts) in, tidy data frames out.
 
 Every function returns the columns of :data:`analysis.stats.tidy.COLUMNS` (term, estimate, std_error,
-statistic, p_value, conf_low, conf_high, method, n, warnings), one row per reported quantity, and
+statistic, df, p_value, conf_low, conf_high, method, n, warnings), one row per reported quantity, and
 keeps model warnings as sentences in ``warnings``. Nothing here reads files or knows about studies.
 """
 
 from analysis.stats.means import mean_difference
-from analysis.stats.mixed import gee_logistic, linear_mixed, mixed_logistic
+from analysis.stats.mixed import gee_logistic, linear_mixed, mixed_logistic, mixed_poisson
 from analysis.stats.proportions import (
     chi2_test,
     compare_proportions,
@@ -18,14 +18,6 @@ from analysis.stats.proportions import (
     relative_risk,
     risk_difference,
     wilson_interval,
-)
-from analysis.stats.published import (
-    acceptance_denominators,
-    acceptance_sensitivity,
-    published_harm_test,
-    published_nnts,
-    published_odds_ratios,
-    reproduce_published,
 )
 from analysis.stats.ranks import hodges_lehmann, mann_whitney, median_iqr, proportional_odds, quantile, trend_test
 from analysis.stats.regression import (
@@ -40,8 +32,6 @@ from analysis.stats.timeseries import p_chart, segmented_regression
 
 __all__ = [
     "COLUMNS",
-    "acceptance_denominators",
-    "acceptance_sensitivity",
     "chi2_test",
     "compare_proportions",
     "fisher_test",
@@ -54,6 +44,7 @@ __all__ = [
     "mean_difference",
     "median_iqr",
     "mixed_logistic",
+    "mixed_poisson",
     "nagelkerke_r2",
     "negative_binomial_regression",
     "number_needed_to_treat",
@@ -63,12 +54,8 @@ __all__ = [
     "poisson_regression",
     "proportion",
     "proportional_odds",
-    "published_harm_test",
-    "published_nnts",
-    "published_odds_ratios",
     "quantile",
     "relative_risk",
-    "reproduce_published",
     "risk_difference",
     "segmented_regression",
     "trend_test",

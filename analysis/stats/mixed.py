@@ -7,37 +7,35 @@ Two kinds of odds ratio answer different questions, and every row says which it 
 - population-averaged: :func:`gee_logistic`, GEE with an exchangeable working correlation, the odds
   ratio between the populations (as geepack's ``geeglm``). It is nearer 1 than the conditional one.
 
-:func:`linear_mixed` is the linear mixed model (REML) for continuous outcomes (as ``lmer``).
+:func:`mixed_poisson` is the random-intercept model for counts (conditional rate ratios, with an
+exposure offset), and :func:`linear_mixed` the linear mixed model (REML) for continuous outcomes (as
+``lmer``).
+
+A cluster column that cannot carry a random intercept is fitted without it, and ``warnings`` says so:
+a single cluster (there is no between-cluster variance to estimate), or a single observation in every
+cluster (the between-cluster variance cannot be told apart from the variation between observations,
+and lme4 refuses the model). Rows, outcomes and covariates that leave nothing to estimate are handled
+as in :mod:`analysis.stats.design`.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import patsy
 import statsmodels.api as sm
-import statsmodels.formula.api as smf
 from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
+from analysis.stats.design import Design, design, not_fittable
 from analysis.stats.laplace import fit_laplace
-from analysis.stats.tidy import (
-    SEPARATION,
-    SEPARATION_EPS,
-    Notes,
-    captured,
-    frame,
-    row,
-    wald_rows,
-    z_quantile,
-)
+from analysis.stats.tidy import Notes, captured, fitted_at_edge, frame, row, wald_rows, z_quantile
 
-__all__ = ["gee_logistic", "linear_mixed", "mixed_logistic"]
+__all__ = ["gee_logistic", "linear_mixed", "mixed_logistic", "mixed_poisson"]
 
 MIN_CLUSTERS = 5
 # Below this many clusters the GEE sandwich variance is known to be biased downwards.
@@ -52,14 +50,28 @@ def _as_list(clusters: str | Sequence[str]) -> list[str]:
     return [clusters] if isinstance(clusters, str) else list(clusters)
 
 
-def _complete(data: pd.DataFrame, formula: str, columns: list[str], notes: Notes) -> pd.DataFrame:
-    """The rows complete in the formula's variables and in ``columns``, so every part sees the same rows."""
-    data = data.reset_index(drop=True)
-    _, exog = patsy.dmatrices(formula, data, NA_action="drop", return_type="dataframe")
-    kept = data.loc[exog.index].dropna(subset=columns)
-    if len(kept) < len(data):
-        dropped = len(data) - len(kept)
-        notes.add(f"{dropped} of {len(data)} rows had a missing value in the model's variables and were left out")
+def _also(clusters: list[str], period: str | None) -> list[str]:
+    return clusters + ([period] if period else [])
+
+
+def _random_intercepts(data: pd.DataFrame, clusters: list[str], notes: Notes) -> list[str]:
+    """The cluster columns that can carry a random intercept; each of the others is said in ``notes``."""
+    kept = []
+    for cluster in clusters:
+        levels = data[cluster].nunique()
+        if levels == 1:
+            notes.add(
+                f"Not estimated: a single cluster of {cluster}, so no between-cluster variance can be estimated; "
+                f"fitted without the random intercept for {cluster}"
+            )
+        elif levels == len(data):
+            notes.add(
+                f"Not estimated: the between-{cluster} variance, because every cluster of {cluster} has a single "
+                "observation, so it cannot be told apart from the variation between observations (lme4 refuses "
+                f"such a model); fitted without the random intercept for {cluster}"
+            )
+        else:
+            kept.append(cluster)
     return kept
 
 
@@ -78,42 +90,66 @@ def _cluster_warnings(data: pd.DataFrame, clusters: list[str], period: str | Non
                     notes.add(f"Only {k} clusters of {cluster} in period {level} (fewer than {MIN_CLUSTERS})")
 
 
-def _ordinary_logistic(data: pd.DataFrame, formula: str, notes: Notes) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The logistic regression without clusters, the separation check for every fitter; returns y and X."""
-    y, x = patsy.dmatrices(formula, data, return_type="dataframe")
+@dataclass(frozen=True)
+class _Kind:
+    """What differs between the mixed logistic and Poisson models: the outcome (a key of
+    ``design.OUTCOME_CHECKS``), the family (``fit_laplace``'s and ``fitted_at_edge``'s name, and
+    statsmodels' class), and the words for the model, its ratio and its scale."""
+
+    outcome: str
+    family: str
+    glm_family: Callable[[], sm.families.Family]
+    model: str
+    ratio: str
+    ratios: str
+    scale: str
+
+
+LOGISTIC = _Kind("binary", "binomial", sm.families.Binomial, "logistic regression", "OR", "odds ratios", "log-odds")
+POISSON = _Kind("count", "poisson", sm.families.Poisson, "Poisson regression", "rate ratio", "rate ratios", "log")
+
+
+def _ordinary(d: Design, kind: _Kind, offset: np.ndarray | None, notes: Notes):
+    """The model without random intercepts: every fitter's check for separation (or groups without
+    events), and the fit itself when no cluster column can carry a random intercept."""
     with captured(notes):
-        fit = sm.GLM(y, x, family=sm.families.Binomial()).fit()
-    fitted = np.asarray(fit.fittedvalues)
-    if np.any((fitted < SEPARATION_EPS) | (fitted > 1 - SEPARATION_EPS)):
-        notes.add(SEPARATION)
-    return y, x
+        fit = sm.GLM(d.y, d.estimable, family=kind.glm_family(), offset=offset).fit()
+    notes.add(fitted_at_edge(fit.fittedvalues, kind.family))
+    return fit
 
 
 @dataclass
 class _Fitted:
-    """What each fitter hands back: fixed effects on the log-odds scale and one SD per cluster column."""
+    """What each fitter hands back: fixed effects on the link scale over every design column (NaN where
+    aliased) and one log SD per cluster column it fitted."""
 
-    names: list[str]
     beta: np.ndarray
     se: np.ndarray
     log_sd: np.ndarray  # -inf for an SD of exactly zero
     log_sd_se: np.ndarray  # NaN when the fitter gives no uncertainty for the SD
     how: str
-    n: int
 
 
-def _fit_bayes(data, formula, names, notes, *, fit, seed, fe_prior_sd, vc_prior_sd, **_) -> _Fitted:
+def _fit_bayes(d, clusters, notes, *, fit, seed, fe_prior_sd, vc_prior_sd, **_) -> _Fitted:
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    # one 0/1 column per level, levels sorted, as the formula "0 + C(cluster)" gives them
+    indicators = [pd.get_dummies(d.data[c], prefix=c, dtype=float) for c in clusters]
     with captured(notes):
-        model = BinomialBayesMixedGLM.from_formula(
-            formula, {c: f"0 + C(Q('{c}'))" for c in names}, data, vcp_p=vc_prior_sd, fe_p=fe_prior_sd
+        model = BinomialBayesMixedGLM(
+            d.y,
+            d.estimable,
+            pd.concat(indicators, axis=1),
+            np.concatenate([np.full(part.shape[1], j) for j, part in enumerate(indicators)]),
+            vcp_p=vc_prior_sd,
+            fe_p=fe_prior_sd,
+            vcp_names=clusters,
         )
         result = model.fit_map(rng=rng) if fit == "map" else model.fit_vb(rng=rng)
     log_sd = np.asarray(result.vcp_mean, dtype=float)
-    for cluster, value in zip(names, log_sd, strict=True):
+    for cluster, value in zip(clusters, log_sd, strict=True):
         # the joint mode has a spurious maximum at log SD = -k vc_prior_sd^2 (k levels), where the
         # prior on log SD balances the k log-densities of random effects shrunk to zero
-        levels = data[cluster].nunique()
+        levels = d.data[cluster].nunique()
         if value < max(math.log(BOUNDARY_SD), -levels * vc_prior_sd**2 / 2):
             notes.add(
                 f"The random-intercept SD for {cluster} is estimated at {math.exp(value):.2g}, at or near the "
@@ -129,28 +165,14 @@ def _fit_bayes(data, formula, names, notes, *, fit, seed, fe_prior_sd, vc_prior_
         else "statsmodels BinomialBayesMixedGLM fit_vb (mean-field variational Bayes, posterior mean and SD)"
     )
     how += f", priors N(0, {fe_prior_sd:g}^2) on fixed effects and N(0, {vc_prior_sd:g}^2) on log SD"
-    return _Fitted(
-        list(model.exog_names),
-        np.asarray(result.fe_mean),
-        np.asarray(result.fe_sd),
-        log_sd,
-        np.asarray(result.vcp_sd, dtype=float),
-        how,
-        int(model.endog.size),
-    )
+    log_sd_se = np.asarray(result.vcp_sd, dtype=float)
+    return _Fitted(d.expand(result.fe_mean), d.expand(result.fe_sd), log_sd, log_sd_se, how)
 
 
-def _fit_laplace(data, formula, names, notes, *, ordinary, **_) -> _Fitted:
-    y, x = ordinary
-    rank = np.linalg.matrix_rank(x.to_numpy())
-    if rank < x.shape[1]:
-        raise ValueError(
-            f"{formula}: the fixed-effect columns {list(x.columns)} are linearly dependent in these {len(x)} rows "
-            f"(rank {rank} of {x.shape[1]}); leave out a term that the others determine"
-        )
-    codes = [pd.factorize(data[c], sort=True)[0] for c in names]
+def _fit_laplace(d, clusters, notes, *, kind, offset, **_) -> _Fitted:
+    codes = [pd.factorize(d.data[c], sort=True)[0] for c in clusters]
     with captured(notes):
-        result = fit_laplace(y.to_numpy().ravel(), x.to_numpy(), codes)
+        result = fit_laplace(d.y, d.estimable.to_numpy(), codes, family=kind.family, offset=offset)
     if not result.converged:
         notes.add(f"The Laplace maximum-likelihood fit did not converge ({result.message})")
     if np.isnan(result.cov_beta).any():
@@ -160,27 +182,115 @@ def _fit_laplace(data, formula, names, notes, *, ordinary, **_) -> _Fitted:
             "The Hessian of the Laplace deviance is not positive definite, so the standard errors are those "
             "conditional on the variance estimates (as glmer falls back to its RX-based covariance)"
         )
-    for cluster, value in zip(names, result.theta, strict=True):
+    for cluster, value in zip(clusters, result.theta, strict=True):
         if value < SINGULAR_THETA:
             notes.add(
                 f"The random-intercept SD for {cluster} is estimated at {value:.2g}, essentially zero: a boundary "
-                "(singular) fit, as lme4 reports it; the odds ratios are then those of an ordinary logistic regression"
+                f"(singular) fit, as lme4 reports it; the {kind.ratios} are then those of an ordinary {kind.model}"
             )
     with np.errstate(divide="ignore"):
         log_sd = np.log(result.theta)
     return _Fitted(
-        list(x.columns),
-        result.beta,
-        np.sqrt(np.diag(result.cov_beta)),
+        d.expand(result.beta),
+        d.expand(np.sqrt(np.diag(result.cov_beta))),
         log_sd,
-        np.full(len(names), np.nan),
+        np.full(len(clusters), np.nan),
         "maximum likelihood, Laplace approximation (lme4 glmer nAGQ = 1 criterion), SE from the Hessian "
         "of the deviance as glmer",
-        int(y.shape[0]),
     )
 
 
 FITTERS = {"map": _fit_bayes, "vb": _fit_bayes, "laplace": _fit_laplace}
+
+
+def _mixed_glm(
+    data: pd.DataFrame,
+    formula: str,
+    clusters: str | Sequence[str],
+    kind: _Kind,
+    *,
+    exposure: str | None,
+    period: str | None,
+    fit: str,
+    confidence: float,
+    **options,
+) -> pd.DataFrame:
+    """The rows of :func:`mixed_logistic` and :func:`mixed_poisson`: fixed effects as ratios, then the SD
+    and variance of each cluster column's random intercept."""
+    names = _as_list(clusters)
+    notes = Notes()
+    d = design(data, formula, notes, also=_also(names, period) + ([exposure] if exposure else []))
+    offset = None
+    if exposure:
+        values = d.data[exposure].to_numpy(dtype=float)
+        if (values <= 0).any():
+            raise ValueError(f"exposure column {exposure!r} must be positive")
+        offset = np.log(values)
+    fitted_clusters: list[str] = []
+    unfitted = not_fittable(d, kind.outcome)
+    if unfitted:
+        notes.add(unfitted)
+        missing = np.full(d.x.shape[1], np.nan)
+        fitted = _Fitted(missing, missing, np.array([]), np.array([]), "not fitted")
+    else:
+        fitted_clusters = _random_intercepts(d.data, names, notes)
+        _cluster_warnings(d.data, fitted_clusters, period, notes)
+        ordinary = _ordinary(d, kind, offset, notes)
+        if fitted_clusters:
+            fitted = FITTERS[fit](d, fitted_clusters, notes, fit=fit, kind=kind, offset=offset, **options)
+        else:
+            fitted = _Fitted(d.expand(ordinary.params), d.expand(ordinary.bse), np.array([]), np.array([]), "ML, IRLS")
+    offset_words = f", offset log({exposure})" if exposure else ""
+    if fitted_clusters or unfitted:
+        method = (
+            f"Mixed-effects {kind.model}, random intercept for {' and '.join(fitted_clusters or names)}, "
+            f"{fitted.how}{offset_words}, conditional (cluster-specific) {kind.ratio}"
+        )
+    else:
+        method = (
+            f"{kind.model.capitalize()} without random intercepts (none could be estimated), {fitted.how}"
+            f"{offset_words}, {kind.ratio}"
+        )
+    rows = wald_rows(
+        d.x.columns,
+        fitted.beta,
+        fitted.se,
+        exponentiate=True,
+        method=method + f"; std_error on the {kind.scale} scale",
+        n=d.n,
+        notes=notes,
+        confidence=confidence,
+    )
+    z = z_quantile(confidence)
+    estimated = dict(zip(fitted_clusters, zip(fitted.log_sd, fitted.log_sd_se, strict=True), strict=True))
+    for cluster in names:
+        log_sd, se = estimated.get(cluster, (math.nan, math.nan))
+        interval = "interval exp(log SD +/- z posterior SD)" if np.isfinite(se) else "no interval"
+        sd_method = f"{method}; random-intercept SD of {cluster} ({kind.scale} scale), {interval}"
+        low, high = (math.exp(log_sd - z * se), math.exp(log_sd + z * se)) if np.isfinite(se) else (math.nan, math.nan)
+        rows.append(
+            row(
+                f"sd__(Intercept)|{cluster}",
+                math.exp(log_sd),
+                conf_low=low,
+                conf_high=high,
+                method=sd_method,
+                n=d.n,
+                warnings=str(notes),
+            )
+        )
+        rows.append(
+            row(
+                f"variance__(Intercept)|{cluster}",
+                math.exp(2 * log_sd),
+                conf_low=low**2,
+                conf_high=high**2,
+                method=sd_method.replace("SD of", "variance of"),
+                n=d.n,
+                warnings=str(notes),
+            )
+        )
+    return frame(rows)
 
 
 def mixed_logistic(
@@ -225,7 +335,10 @@ def mixed_logistic(
     Rows: fixed effects (odds ratio with Wald CI; ``std_error`` on the log-odds scale), then per
     cluster column ``sd__(Intercept)|<cluster>`` (random-intercept SD; for map/vb an interval from the
     posterior SD of log SD) and ``variance__(Intercept)|<cluster>``. Warnings: non-convergence,
-    boundary fit, fewer than 5 clusters overall or per level of ``period``.
+    boundary fit, fewer than 5 clusters overall or per level of ``period``. A cluster column with a
+    single cluster, or a single observation per cluster, is left out of the model (its SD missing) and
+    with none left the fit is the ordinary logistic regression; no events (or nothing but events)
+    leaves every row missing; each is said in ``warnings``.
 
     References: Breslow NE, Clayton DG. J Am Stat Assoc 1993;88:9-25. Bates D, et al. J Stat Softw
     2015;67(1). statsmodels BayesMixedGLM.
@@ -238,64 +351,61 @@ def mixed_logistic(
     """
     if fit not in FITTERS:
         raise ValueError(f"fit must be one of {sorted(FITTERS)}, got {fit!r}")
-    names = _as_list(clusters)
-    notes = Notes()
-    data = _complete(data, formula, names + ([period] if period else []), notes)
-    _cluster_warnings(data, names, period, notes)
-    ordinary = _ordinary_logistic(data, formula, notes)
-    fitted = FITTERS[fit](
+    return _mixed_glm(
         data,
         formula,
-        names,
-        notes,
+        clusters,
+        LOGISTIC,
+        exposure=None,
+        period=period,
         fit=fit,
+        confidence=confidence,
         seed=seed,
         fe_prior_sd=fe_prior_sd,
         vc_prior_sd=vc_prior_sd,
-        ordinary=ordinary,
     )
-    method = (
-        f"Mixed-effects logistic regression, random intercept for {' and '.join(names)}, {fitted.how}, "
-        "conditional (cluster-specific) OR"
+
+
+def mixed_poisson(
+    data: pd.DataFrame,
+    formula: str,
+    clusters: str | Sequence[str],
+    *,
+    exposure: str | None = None,
+    period: str | None = None,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Mixed-effects Poisson regression with a random intercept per cluster: conditional rate ratios.
+
+    .. math:: \\log E(y_i \\mid u) = \\log t_i + x_i'\\beta + \\sum_c u_{c[i]}, \\quad u_c \\sim N(0, \\sigma_c^2)
+
+    where :math:`t_i` is the column ``exposure`` (person-time, medicines, ...; omitted when None), as
+    ``glmer(y ~ x + (1 | cluster), family = poisson, offset = log(exposure))``. Fitted by maximum
+    likelihood with the Laplace approximation, glmer's ``nAGQ = 1`` criterion (the fitter of
+    :func:`mixed_logistic`'s default, :mod:`analysis.stats.laplace`). The random intercept carries the
+    overdispersion that comes from the clusters; counts overdispersed within clusters as well need
+    more than this model.
+
+    Rows, named and built as :func:`mixed_logistic`'s: fixed effects (rate ratio with Wald CI;
+    ``std_error`` on the log scale), then per cluster column ``sd__(Intercept)|<cluster>`` (no
+    interval) and ``variance__(Intercept)|<cluster>``. Warnings as there; no events at all leaves every
+    row missing, and a group without events (fitted counts numerically 0) is flagged. Against
+    ``glmer(control = glmerControl(tolPwrss = 1e-13))``: estimates within 1e-4 relative, SEs and SD
+    within 1% (tests/stats/test_mixed.py).
+
+    References: Breslow NE, Clayton DG. J Am Stat Assoc 1993;88:9-25. Bates D, et al. J Stat Softw
+    2015;67(1).
+
+    >>> rng = np.random.default_rng(1)
+    >>> d = pd.DataFrame({"team": np.repeat(list("ABCDEF"), 30), "after": np.tile([0, 1], 90)})
+    >>> d["days"] = rng.integers(2, 20, 180)
+    >>> d["errors"] = rng.poisson(d.days * np.where(d.after == 1, 0.05, 0.1) * np.repeat(rng.gamma(4, 0.25, 6), 30))
+    >>> mixed_poisson(d, "errors ~ after", "team", exposure="days")["term"].tolist()
+    ['Intercept', 'after', 'sd__(Intercept)|team', 'variance__(Intercept)|team']
+    """
+    return _mixed_glm(
+        data, formula, clusters, POISSON, exposure=exposure, period=period, fit="laplace", confidence=confidence
     )
-    rows = wald_rows(
-        fitted.names,
-        fitted.beta,
-        fitted.se,
-        exponentiate=True,
-        method=method + "; std_error on the log-odds scale",
-        n=fitted.n,
-        notes=notes,
-        confidence=confidence,
-    )
-    z = z_quantile(confidence)
-    for cluster, log_sd, se in zip(names, fitted.log_sd, fitted.log_sd_se, strict=True):
-        interval = "interval exp(log SD +/- z posterior SD)" if np.isfinite(se) else "no interval"
-        sd_method = f"{method}; random-intercept SD of {cluster} (log-odds scale), {interval}"
-        low, high = (math.exp(log_sd - z * se), math.exp(log_sd + z * se)) if np.isfinite(se) else (math.nan, math.nan)
-        rows.append(
-            row(
-                f"sd__(Intercept)|{cluster}",
-                math.exp(log_sd),
-                conf_low=low,
-                conf_high=high,
-                method=sd_method,
-                n=fitted.n,
-                warnings=str(notes),
-            )
-        )
-        rows.append(
-            row(
-                f"variance__(Intercept)|{cluster}",
-                math.exp(2 * log_sd),
-                conf_low=low**2,
-                conf_high=high**2,
-                method=sd_method.replace("SD of", "variance of"),
-                n=fitted.n,
-                warnings=str(notes),
-            )
-        )
-    return frame(rows)
 
 
 def gee_logistic(
@@ -313,6 +423,11 @@ def gee_logistic(
     ``correlation__<cluster>``, the estimated within-cluster working correlation. Fewer than 40
     clusters are flagged (the sandwich variance is then biased downwards), as are fewer than 5.
 
+    A single cluster leaves no between-cluster variation for the sandwich: the fit is then the
+    ordinary logistic regression (the marginal odds ratios, model-based SEs) and the correlation is
+    missing; so is the correlation when every cluster has a single observation (no pairs within
+    clusters). No events (or nothing but events) leaves every row missing. Each is said in ``warnings``.
+
     References: Liang KY, Zeger SL. Biometrika 1986;73:13-22. Mancl LA, DeRouen TA. Biometrics
     2001;57:126-34.
 
@@ -323,43 +438,59 @@ def gee_logistic(
     ['Intercept', 'after', 'correlation__team']
     """
     notes = Notes()
-    data = _complete(data, formula, [cluster] + ([period] if period else []), notes)
-    # geepack needs each cluster's rows together; a stable sort keeps the order within clusters
-    data = data.sort_values(cluster, kind="stable")
-    _cluster_warnings(data, [cluster], period, notes)
-    k = data[cluster].nunique()
-    if k < GEE_MIN_CLUSTERS:
-        notes.add(
-            f"GEE with {k} clusters: robust (sandwich) standard errors are biased downwards with fewer than "
-            f"about {GEE_MIN_CLUSTERS} clusters (Mancl and DeRouen 2001)"
-        )
-    with captured(notes):
-        model = smf.gee(formula, cluster, data, family=sm.families.Binomial(), cov_struct=sm.cov_struct.Exchangeable())
-        result = model.fit(maxiter=200)
-    n = int(model.nobs)
+    d = design(data, formula, notes, also=_also([cluster], period))
     method = (
         f"GEE logistic regression, exchangeable working correlation within {cluster}, robust (sandwich) SE, "
         "statsmodels GEE, population-averaged OR; std_error on the log-odds scale"
     )
-    rows = wald_rows(
-        result.params.index,
-        result.params,
-        result.bse,
-        exponentiate=True,
-        method=method,
-        n=n,
-        notes=notes,
-        confidence=confidence,
-    )
-    rows.append(
-        row(
-            f"correlation__{cluster}",
-            float(model.cov_struct.dep_params),
-            method="GEE exchangeable working correlation (moment estimate)",
-            n=n,
-            warnings=str(notes),
+    correlation_method = "GEE exchangeable working correlation (moment estimate)"
+    unfitted = not_fittable(d, "binary")
+    k = d.data[cluster].nunique()
+    if unfitted:
+        notes.add(unfitted)
+        estimates = np.full(d.x.shape[1], np.nan)
+        ses, correlation = estimates, math.nan
+    elif k == 1:
+        notes.add(
+            f"Not estimated: the robust (sandwich) standard errors and the within-{cluster} correlation, because "
+            f"there is a single cluster of {cluster} and the sandwich needs variation between clusters; fitted "
+            "as an ordinary logistic regression (marginal odds ratios, model-based SE)"
         )
-    )
+        method = (
+            "Logistic regression (ML, IRLS) in a single cluster, model-based SE, population-averaged (marginal) "
+            "OR; std_error on the log-odds scale"
+        )
+        ordinary = _ordinary(d, LOGISTIC, None, notes)
+        estimates, ses, correlation = d.expand(ordinary.params), d.expand(ordinary.bse), math.nan
+    else:
+        _cluster_warnings(d.data, [cluster], period, notes)
+        if k < GEE_MIN_CLUSTERS:
+            notes.add(
+                f"GEE with {k} clusters: robust (sandwich) standard errors are biased downwards with fewer than "
+                f"about {GEE_MIN_CLUSTERS} clusters (Mancl and DeRouen 2001)"
+            )
+        # geepack needs each cluster's rows together; a stable sort keeps the order within clusters
+        order = d.data.sort_values(cluster, kind="stable").index
+        with captured(notes):
+            model = sm.GEE(
+                d.y[order],
+                d.estimable.loc[order],
+                groups=d.data.loc[order, cluster],
+                family=sm.families.Binomial(),
+                cov_struct=sm.cov_struct.Exchangeable(),
+            )
+            result = model.fit(maxiter=200)
+        estimates, ses = d.expand(result.params), d.expand(result.bse)
+        correlation = float(model.cov_struct.dep_params)
+        if k == d.n:
+            notes.add(
+                f"Not estimated: the within-{cluster} correlation, because every cluster of {cluster} has a single "
+                "observation, so there are no pairs within clusters"
+            )
+            correlation = math.nan
+    rows = wald_rows(d.x.columns, estimates, ses, exponentiate=True, method=method, n=d.n, notes=notes,
+                     confidence=confidence)
+    rows.append(row(f"correlation__{cluster}", correlation, method=correlation_method, n=d.n, warnings=str(notes)))
     return frame(rows)
 
 
@@ -394,6 +525,11 @@ def linear_mixed(
     t without p), then ``sd__(Intercept)|<cluster>`` and ``sd__Residual``. A zero between-cluster
     variance (boundary) and fewer than 5 clusters are flagged.
 
+    A single cluster, or a single observation per cluster, leaves the between-cluster variance
+    inestimable: the fit is then ordinary least squares (t tests on the residual df, in ``df``) and the
+    cluster SD is missing. An outcome without non-missing values, or that never varies, leaves every
+    row missing. Each is said in ``warnings``.
+
     Reference: Laird NM, Ware JH. Biometrics 1982;38:963-74.
 
     >>> rng = np.random.default_rng(2)
@@ -403,10 +539,18 @@ def linear_mixed(
     ['Intercept', 'after', 'sd__(Intercept)|team', 'sd__Residual']
     """
     notes = Notes()
-    data = _complete(data, formula, [cluster] + ([period] if period else []), notes)
-    _cluster_warnings(data, [cluster], period, notes)
+    d = design(data, formula, notes, also=_also([cluster], period))
+    method = f"Linear mixed model, random intercept for {cluster}, REML (statsmodels MixedLM), Wald z"
+    unfitted = not_fittable(d, "continuous")
+    if unfitted:
+        notes.add(unfitted)
+        terms = [*d.x.columns, f"sd__(Intercept)|{cluster}", "sd__Residual"]
+        return frame(row(term, method=method, n=d.n, warnings=str(notes)) for term in terms)
+    if not _random_intercepts(d.data, [cluster], notes):
+        return _least_squares(d, cluster, notes, confidence)
+    _cluster_warnings(d.data, [cluster], period, notes)
     with captured(notes):
-        model = smf.mixedlm(formula, data, groups=data[cluster])
+        model = sm.MixedLM(d.y, d.estimable, groups=d.data[cluster])
     # statsmodels' default lbfgs returned a wrong optimum (intercept exactly 0, variance 0) on the
     # reference data; Powell reached lmer's REML optimum to 1e-7 there, BFGS is the fallback. Only the
     # warnings of the fit that is kept are reported.
@@ -433,20 +577,38 @@ def linear_mixed(
             f"of {math.sqrt(scale):.2g}): a boundary (singular) fit, as lme4 reports it; the fixed effects are "
             "then those of an ordinary least-squares regression"
         )
-    n = int(model.nobs)
-    method = f"Linear mixed model, random intercept for {cluster}, REML (statsmodels MixedLM), Wald z"
     rows = wald_rows(
-        result.fe_params.index,
-        result.fe_params,
-        _gls_standard_errors(model, ratio, scale),
+        d.x.columns,
+        d.expand(result.fe_params),
+        d.expand(_gls_standard_errors(model, ratio, scale)),
         exponentiate=False,
         method=method + "; SE from the GLS covariance at the REML variances, as lmer",
-        n=n,
+        n=d.n,
         notes=notes,
         confidence=confidence,
     )
-    rows.append(
-        row(f"sd__(Intercept)|{cluster}", sd_cluster, method=method + "; between-cluster SD", n=n, warnings=str(notes))
+    rows.append(row(f"sd__(Intercept)|{cluster}", sd_cluster, method=method + "; between-cluster SD", n=d.n,
+                    warnings=str(notes)))
+    rows.append(row("sd__Residual", math.sqrt(scale), method=method + "; residual SD", n=d.n, warnings=str(notes)))
+    return frame(rows)
+
+
+def _least_squares(d: Design, cluster: str, notes: Notes, confidence: float) -> pd.DataFrame:
+    """:func:`linear_mixed`'s rows when no random intercept can be estimated: ordinary least squares."""
+    with captured(notes):
+        fit = sm.OLS(d.y, d.estimable).fit()
+    method = f"Linear regression (ordinary least squares) without the random intercept for {cluster}, Wald t"
+    rows = wald_rows(
+        d.x.columns,
+        d.expand(fit.params),
+        d.expand(fit.bse),
+        exponentiate=False,
+        method=method + f" on the residual {fit.df_resid:g} df",
+        n=d.n,
+        notes=notes,
+        confidence=confidence,
+        df=float(fit.df_resid),
     )
-    rows.append(row("sd__Residual", math.sqrt(scale), method=method + "; residual SD", n=n, warnings=str(notes)))
+    rows.append(row(f"sd__(Intercept)|{cluster}", method=method + "; between-cluster SD", n=d.n, warnings=str(notes)))
+    rows.append(row("sd__Residual", math.sqrt(fit.scale), method=method + "; residual SD", n=d.n, warnings=str(notes)))
     return frame(rows)

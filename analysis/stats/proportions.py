@@ -4,6 +4,11 @@ Every function takes ``events_before, n_before, events_after, n_after`` and comp
 the risk difference is ``p_after - p_before``, the ratios are after over before, and the number needed
 to treat is positive when the after period has fewer events (a benefit). Each returns a tidy frame
 (see :mod:`analysis.stats.tidy`); :func:`compare_proportions` returns all of them.
+
+A period without patients (n = 0) leaves every comparison missing, and no events in either period (or
+nothing but events) leaves the ratios and the chi-square statistic missing; ``warnings`` says which
+and why. What stays computable is still given: the other period's proportion, the risk difference
+of 0 with its Newcombe interval, Fisher's p of 1.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import pandas as pd
 from scipy import stats
 from scipy.stats.contingency import odds_ratio as _scipy_odds_ratio
 
-from analysis.stats.tidy import Notes, frame, row, z_quantile
+from analysis.stats.tidy import Notes, frame, row, wald_test, z_quantile
 
 __all__ = [
     "chi2_test",
@@ -41,8 +46,8 @@ def _check(events: int, n: int, which: str) -> tuple[int, int]:
     if int(events) != events or int(n) != n:
         raise ValueError(f"{which}: counts must be whole numbers, got {events!r} of {n!r}")
     events, n = int(events), int(n)
-    if n < 1 or not 0 <= events <= n:
-        raise ValueError(f"{which}: need 0 <= events <= n and n >= 1, got {events} of {n}")
+    if not 0 <= events <= n:
+        raise ValueError(f"{which}: need 0 <= events <= n, got {events} of {n}")
     return events, n
 
 
@@ -50,6 +55,25 @@ def _counts(events_before, n_before, events_after, n_after) -> tuple[int, int, i
     eb, nb = _check(events_before, n_before, "before")
     ea, na = _check(events_after, n_after, "after")
     return eb, nb, ea, na
+
+
+def _no_patients(nb: int, na: int) -> str:
+    """The sentence for a period without patients, or ""."""
+    if nb == 0 and na == 0:
+        return "Not estimated: no patients in either period (n = 0), so there is nothing to compare"
+    for label, n in (("before", nb), ("after", na)):
+        if n == 0:
+            return f"Not estimated: no patients in the {label} period (n = 0), so there is nothing to compare"
+    return ""
+
+
+def _no_contrast(eb: int, nb: int, ea: int, na: int) -> str:
+    """Why the outcome does not vary across the 2x2 table (no events, or nothing but events), or ""."""
+    if eb + ea == 0:
+        return "no patient had the outcome in either period"
+    if eb + ea == nb + na:
+        return "every patient had the outcome in both periods"
+    return ""
 
 
 def _table(eb: int, nb: int, ea: int, na: int) -> np.ndarray:
@@ -76,11 +100,15 @@ def wilson_interval(events: int, n: int, confidence: float = 0.95) -> tuple[floa
 
     References: Wilson EB. J Am Stat Assoc 1927;22:209-12. Newcombe RG. Stat Med 1998;17:857-72.
 
+    With no patients (n = 0) both limits are NaN.
+
     >>> [round(v, 4) for v in wilson_interval(6, 121)]
     [0.0229, 0.104]
     """
     events, n = _check(events, n, "proportion")
     z = z_quantile(confidence)
+    if n == 0:
+        return math.nan, math.nan
     p = events / n
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
@@ -100,21 +128,13 @@ def proportion(events: int, n: int, *, term: str = "proportion", confidence: flo
     [[0.405, 0.3217, 0.494]]
     """
     events, n = _check(events, n, term)
+    method = f"Proportion with Wilson score {_pct(confidence)} CI"
+    if n == 0:
+        sentence = "Not estimated: no patients (n = 0), so there is no proportion."
+        return frame([row(term, method=method, n=0, warnings=sentence)])
     p = events / n
     low, high = wilson_interval(events, n, confidence)
-    return frame(
-        [
-            row(
-                term,
-                p,
-                math.sqrt(p * (1 - p) / n),
-                conf_low=low,
-                conf_high=high,
-                method=f"Proportion with Wilson score {_pct(confidence)} CI",
-                n=n,
-            )
-        ]
-    )
+    return frame([row(term, p, math.sqrt(p * (1 - p) / n), conf_low=low, conf_high=high, method=method, n=n)])
 
 
 def chi2_test(events_before, n_before, events_after, n_after, *, correction: bool = False) -> pd.DataFrame:
@@ -122,7 +142,7 @@ def chi2_test(events_before, n_before, events_after, n_after, *, correction: boo
 
     .. math:: X^2 = \\sum (|O - E| - c)^2 / E, \\quad c = \\min(0.5, |O - E|) \\text{ if corrected, else } 0
 
-    as R's ``chisq.test(correct=)``. Expected counts below 5 are flagged in ``warnings``.
+    on 1 df (``df``), as R's ``chisq.test(correct=)``. Expected counts below 5 are flagged in ``warnings``.
 
     References: Pearson K. Philos Mag 1900;50:157-75. Yates F. Suppl J R Stat Soc 1934;1:217-35.
 
@@ -132,17 +152,22 @@ def chi2_test(events_before, n_before, events_after, n_after, *, correction: boo
     eb, nb, ea, na = _counts(events_before, n_before, events_after, n_after)
     table = _table(eb, nb, ea, na)
     notes = Notes()
+    term = "chi2_corrected" if correction else "chi2"
     name = "Pearson chi-square test" + (" with Yates' continuity correction" if correction else "")
-    if (table.sum(axis=0) == 0).any():
-        notes.add("No events, or no non-events, in either period: the chi-square statistic is undefined")
-        return frame([row("chi2_corrected" if correction else "chi2", method=name, n=nb + na, warnings=str(notes))])
+    # the 2x2 table's df is 1 whatever the counts, as chisq.test reports it beside an undefined statistic
+    notes.add(_no_patients(nb, na))
+    if not notes and _no_contrast(eb, nb, ea, na):
+        notes.add(f"Not estimated: {_no_contrast(eb, nb, ea, na)}, so the chi-square statistic is undefined")
+    if notes:
+        return frame([row(term, df=1.0, method=f"{name}, 1 df", n=nb + na, warnings=str(notes))])
     notes.add(_sparse_sentence(table))
     statistic, p, dof, _ = stats.chi2_contingency(table, correction=correction)
     return frame(
         [
             row(
-                "chi2_corrected" if correction else "chi2",
+                term,
                 statistic=float(statistic),
+                df=float(dof),
                 p_value=float(p),
                 method=f"{name}, {dof} df",
                 n=nb + na,
@@ -155,14 +180,20 @@ def chi2_test(events_before, n_before, events_after, n_after, *, correction: boo
 def fisher_test(events_before, n_before, events_after, n_after) -> pd.DataFrame:
     """Fisher's exact test, two-sided (sum of the probabilities of tables no more likely than the observed).
 
+    No events in either period (or nothing but events) leaves a single possible table: p = 1.
+
     Reference: Fisher RA. J R Stat Soc 1922;85:87-94. Agrees with R's ``fisher.test``.
 
     >>> round(float(fisher_test(6, 121, 0, 112)["p_value"].iloc[0]), 4)
     0.0299
     """
     eb, nb, ea, na = _counts(events_before, n_before, events_after, n_after)
+    method = "Fisher's exact test, two-sided"
+    empty = _no_patients(nb, na)
+    if empty:
+        return frame([row("fisher", method=method, n=nb + na, warnings=empty + ".")])
     p = stats.fisher_exact(_table(eb, nb, ea, na), alternative="two-sided").pvalue
-    return frame([row("fisher", p_value=float(p), method="Fisher's exact test, two-sided", n=nb + na)])
+    return frame([row("fisher", p_value=float(p), method=method, n=nb + na)])
 
 
 def _haldane(table: np.ndarray) -> tuple[np.ndarray, str]:
@@ -174,12 +205,25 @@ def _haldane(table: np.ndarray) -> tuple[np.ndarray, str]:
     return table.astype(float), ""
 
 
+def _ratio_undefined(eb: int, nb: int, ea: int, na: int, what: str, *, all_events_too: bool) -> str:
+    """The ``warnings`` cell of a ratio that cannot be estimated, or "": a period without patients, or no
+    events in either period (and, if ``all_events_too``, nothing but events), where the ratio is 0/0 and
+    no continuity correction makes it informative."""
+    empty = _no_patients(nb, na)
+    if empty:
+        return empty + "."
+    if eb + ea == 0 or (all_events_too and eb + ea == nb + na):
+        return f"Not estimated: {_no_contrast(eb, nb, ea, na)}, so the {what} is 0/0, undefined."
+    return ""
+
+
 def odds_ratio_woolf(events_before, n_before, events_after, n_after, *, confidence: float = 0.95) -> pd.DataFrame:
     """Odds ratio (after vs before) with Woolf's logit interval and the Wald z test.
 
     .. math:: \\log OR \\pm z \\sqrt{1/a + 1/b + 1/c + 1/d}
 
-    A zero cell adds 0.5 to every cell (Haldane-Anscombe), stated in ``method`` and ``warnings``.
+    A zero cell adds 0.5 to every cell (Haldane-Anscombe), stated in ``method`` and ``warnings``; with no
+    events in either period (or nothing but events) the odds ratio is 0/0 and is missing, not corrected.
     ``std_error`` is that of log OR.
 
     References: Woolf B. Ann Hum Genet 1955;19:251-3. Haldane JBS. Ann Hum Genet 1956;20:309-11.
@@ -188,12 +232,15 @@ def odds_ratio_woolf(events_before, n_before, events_after, n_after, *, confiden
     [[0.144, 0.068, 0.303]]
     """
     eb, nb, ea, na = _counts(events_before, n_before, events_after, n_after)
+    method = f"Odds ratio (after vs before), Woolf (log) {_pct(confidence)} CI, Wald z test"
+    unfitted = _ratio_undefined(eb, nb, ea, na, "odds ratio", all_events_too=True)
+    if unfitted:
+        return frame([row("odds_ratio_woolf", method=method, n=nb + na, warnings=unfitted)])
     table, sentence = _haldane(_table(eb, nb, ea, na))
     (a, b), (c, d) = table
     log_or = math.log(a * d / (b * c))
     se = math.sqrt(1 / a + 1 / b + 1 / c + 1 / d)
     z = z_quantile(confidence)
-    method = f"Odds ratio (after vs before), Woolf (log) {_pct(confidence)} CI, Wald z test"
     if sentence:
         method += ", Haldane-Anscombe correction (+0.5 to every cell)"
     return frame(
@@ -202,8 +249,7 @@ def odds_ratio_woolf(events_before, n_before, events_after, n_after, *, confiden
                 "odds_ratio_woolf",
                 math.exp(log_or),
                 se,
-                log_or / se,
-                2 * stats.norm.sf(abs(log_or / se)),
+                *wald_test(log_or, se),
                 math.exp(log_or - z * se),
                 math.exp(log_or + z * se),
                 method=method,
@@ -231,11 +277,13 @@ def odds_ratio_exact(events_before, n_before, events_after, n_after, *, confiden
     method = (
         f"Odds ratio (after vs before), conditional maximum likelihood, exact {_pct(confidence)} CI, Fisher's exact p"
     )
+    unfitted = _ratio_undefined(eb, nb, ea, na, "conditional odds ratio", all_events_too=True)
+    if unfitted:
+        # Fisher's p stays: with the outcome fixed the table is the only one possible, and p = 1
+        p = math.nan if _no_patients(nb, na) else float(stats.fisher_exact(table).pvalue)
+        return frame([row("odds_ratio_exact", p_value=p, method=method, n=nb + na, warnings=unfitted)])
     p = float(stats.fisher_exact(table).pvalue)
     notes = Notes()
-    if (table.sum(axis=0) == 0).any() or (table.sum(axis=1) == 0).any():
-        notes.add("A margin of the 2x2 table is zero, so the conditional odds ratio is undefined")
-        return frame([row("odds_ratio_exact", p_value=p, method=method, n=nb + na, warnings=str(notes))])
     result = _scipy_odds_ratio(table, kind="conditional")
     ci = result.confidence_interval(confidence_level=confidence)
     values = [float(result.statistic), float(ci.low), float(ci.high)]
@@ -267,7 +315,9 @@ def relative_risk(events_before, n_before, events_after, n_after, *, confidence:
     .. math:: \\log RR \\pm z \\sqrt{1/a - 1/n_a + 1/c - 1/n_b}
 
     A zero number of events in either period adds 0.5 to every cell (so each n grows by 1),
-    stated in ``method`` and ``warnings``. ``std_error`` is that of log RR.
+    stated in ``method`` and ``warnings``; with no events in either period the relative risk is 0/0 and
+    is missing. When every patient had the outcome in both periods it is exactly 1 with a standard error
+    of 0, so there is no interval or test. ``std_error`` is that of log RR.
 
     Reference: Katz D, Baptista J, Azen SP, Pike MC. Biometrics 1978;34:469-74.
 
@@ -277,6 +327,9 @@ def relative_risk(events_before, n_before, events_after, n_after, *, confidence:
     eb, nb, ea, na = _counts(events_before, n_before, events_after, n_after)
     a, b, c, d = float(ea), float(na - ea), float(eb), float(nb - eb)
     method = f"Relative risk (after over before), log {_pct(confidence)} CI, Wald z test"
+    unfitted = _ratio_undefined(eb, nb, ea, na, "relative risk", all_events_too=False)
+    if unfitted:
+        return frame([row("relative_risk", method=method, n=nb + na, warnings=unfitted)])
     sentence = ""
     if a == 0 or c == 0:
         a, b, c, d = a + HALDANE, b + HALDANE, c + HALDANE, d + HALDANE
@@ -288,17 +341,22 @@ def relative_risk(events_before, n_before, events_after, n_after, *, confidence:
     log_rr = math.log((a / (a + b)) / (c / (c + d)))
     se = math.sqrt(1 / a - 1 / (a + b) + 1 / c - 1 / (c + d))
     z = z_quantile(confidence)
-    statistic = log_rr / se if se > 0 else math.nan
+    low, high = math.exp(log_rr - z * se), math.exp(log_rr + z * se)
+    if se == 0:
+        low = high = math.nan
+        sentence = (
+            "Not estimated: the interval and test of the relative risk, because every patient had the outcome "
+            "in both periods, so the relative risk is exactly 1 with no sampling variation on the log scale."
+        )
     return frame(
         [
             row(
                 "relative_risk",
                 math.exp(log_rr),
                 se,
-                statistic,
-                2 * stats.norm.sf(abs(statistic)) if se > 0 else math.nan,
-                math.exp(log_rr - z * se),
-                math.exp(log_rr + z * se),
+                *wald_test(log_rr, se),
+                low,
+                high,
                 method=method,
                 n=nb + na,
                 warnings=sentence,
@@ -325,6 +383,8 @@ def risk_difference(events_before, n_before, events_after, n_after, *, confidenc
               \\delta + \\sqrt{(u_a - p_a)^2 + (p_b - l_b)^2}\\right)
 
     ``std_error`` is the unpooled Wald standard error; the tests are in the chi-square and Fisher rows.
+    With no events in either period (or nothing but events) the difference is 0 and the interval still
+    reflects the two sample sizes; a period without patients leaves it missing.
 
     Reference: Newcombe RG. Stat Med 1998;17:873-90 (method 10).
 
@@ -332,25 +392,17 @@ def risk_difference(events_before, n_before, events_after, n_after, *, confidenc
     [[-0.0496, -0.104, -0.007]]
     """
     eb, nb, ea, na = _counts(events_before, n_before, events_after, n_after)
+    method = (
+        f"Risk difference (after minus before), Newcombe hybrid score {_pct(confidence)} CI "
+        "(method 10); std_error is the unpooled Wald SE"
+    )
+    empty = _no_patients(nb, na)
+    if empty:
+        return frame([row("risk_difference", method=method, n=nb + na, warnings=empty + ".")])
     rd, low, high = _newcombe(eb, nb, ea, na, confidence)
     pa, pb = ea / na, eb / nb
     se = math.sqrt(pa * (1 - pa) / na + pb * (1 - pb) / nb)
-    return frame(
-        [
-            row(
-                "risk_difference",
-                rd,
-                se,
-                conf_low=low,
-                conf_high=high,
-                method=(
-                    f"Risk difference (after minus before), Newcombe hybrid score {_pct(confidence)} CI "
-                    "(method 10); std_error is the unpooled Wald SE"
-                ),
-                n=nb + na,
-            )
-        ]
-    )
+    return frame([row("risk_difference", rd, se, conf_low=low, conf_high=high, method=method, n=nb + na)])
 
 
 def number_needed_to_treat(events_before, n_before, events_after, n_after, *, confidence: float = 0.95) -> pd.DataFrame:
@@ -370,14 +422,17 @@ def number_needed_to_treat(events_before, n_before, events_after, n_after, *, co
     'NNTB 9.6 to 142.2'
     """
     eb, nb, ea, na = _counts(events_before, n_before, events_after, n_after)
-    rd, rd_low, rd_high = _newcombe(eb, nb, ea, na, confidence)
-    # benefit = reduction in risk: the risk-difference interval reflected
-    benefit, b_low, b_high = -rd, -rd_high, -rd_low
-    notes = Notes()
     method = (
         f"Number needed to treat, 1/(risk before - risk after), {_pct(confidence)} CI from the reciprocal "
         "Newcombe hybrid score limits of the risk difference (Altman 1998); positive = NNTB, negative = NNTH"
     )
+    empty = _no_patients(nb, na)
+    if empty:
+        return frame([row("nnt", method=method, n=nb + na, warnings=empty + ".", interval="")])
+    rd, rd_low, rd_high = _newcombe(eb, nb, ea, na, confidence)
+    # benefit = reduction in risk: the risk-difference interval reflected
+    benefit, b_low, b_high = -rd, -rd_high, -rd_low
+    notes = Notes()
     estimate = 1 / benefit if benefit != 0 else math.nan
     if benefit == 0:
         notes.add("The two risks are equal, so the number needed to treat is infinite; it is reported as missing")

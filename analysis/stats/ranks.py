@@ -3,10 +3,14 @@
 Samples are compared as after vs before throughout: the Mann-Whitney U is that of the after sample,
 the Hodges-Lehmann shift is after minus before, and a positive rank-biserial correlation or
 proportional-odds coefficient means higher values (or more severe categories) after.
+
+A sample without non-missing values leaves its rows missing, with the reason in ``warnings``; so does
+a comparison with such a sample, or a test whose statistic has no variance (every value tied).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -15,7 +19,18 @@ import pingouin
 from scipy import stats
 from statsmodels.miscmodels.ordinal_model import OrderedModel
 
-from analysis.stats.tidy import Notes, captured, frame, row, wald_rows, z_quantile
+from analysis.stats.design import design, not_fittable
+from analysis.stats.tidy import (
+    SEPARATION,
+    SEPARATION_EPS,
+    Notes,
+    captured,
+    frame,
+    row,
+    wald_rows,
+    wald_test,
+    z_quantile,
+)
 
 __all__ = [
     "QUANTILE_TYPES",
@@ -45,12 +60,17 @@ _QUANTILE_WORDS = {
 }
 
 
-def _sample(values, name: str) -> np.ndarray:
+def _sample(values) -> np.ndarray:
     x = np.asarray(values, dtype=float)
-    x = x[~np.isnan(x)]
-    if x.size == 0:
-        raise ValueError(f"{name}: no non-missing values")
-    return x
+    return x[~np.isnan(x)]
+
+
+def _empty(samples: dict[str, np.ndarray]) -> str:
+    """The "Not estimated" sentence when a sample has no non-missing values, or ""."""
+    empty = [name for name, x in samples.items() if x.size == 0]
+    if not empty:
+        return ""
+    return f"Not estimated: no non-missing values in the {' and '.join(empty)} sample, so there is nothing to compare."
 
 
 def quantile(values, probs, *, type: int = 6) -> np.ndarray:
@@ -59,6 +79,8 @@ def quantile(values, probs, *, type: int = 6) -> np.ndarray:
     Type 6 (position :math:`p(n+1)`) is SPSS's default and the likely one in SPSS-analysed papers;
     type 7 (position :math:`1 + p(n-1)`) is R's and numpy's default.
 
+    Missing values are dropped; with none left every quantile is NaN.
+
     Reference: Hyndman RJ, Fan Y. Am Stat 1996;50:361-5.
 
     >>> quantile([1, 2, 3, 4], [0.25, 0.75], type=6).tolist()
@@ -66,7 +88,10 @@ def quantile(values, probs, *, type: int = 6) -> np.ndarray:
     """
     if type not in QUANTILE_TYPES:
         raise ValueError(f"quantile type must be one of 1-9, got {type!r}")
-    return np.quantile(_sample(values, "quantile"), probs, method=QUANTILE_TYPES[type])
+    x = _sample(values)
+    if x.size == 0:
+        return np.full(np.shape(probs), np.nan)
+    return np.quantile(x, probs, method=QUANTILE_TYPES[type])
 
 
 def median_iqr(values, *, type: int = 6, label: str | None = None) -> pd.DataFrame:
@@ -74,20 +99,20 @@ def median_iqr(values, *, type: int = 6, label: str | None = None) -> pd.DataFra
 
     The terms get a ``_<label>`` suffix when ``label`` is given (e.g. ``median_before``). Missing
     values are dropped; ``n`` counts the values used. ``type`` is the quantile definition (see
-    :func:`quantile`).
+    :func:`quantile`). Without non-missing values the three rows are missing and ``warnings`` says so.
 
     >>> median_iqr([3, 1, 4, 1, 5, 9], type=6)["estimate"].tolist()
     [3.5, 1.0, 6.0]
     """
-    x = _sample(values, "median_iqr")
+    x = _sample(values)
     q1, median, q3 = quantile(x, [0.25, 0.5, 0.75], type=type)
     method = f"Sample quantile, Hyndman-Fan {_QUANTILE_WORDS.get(type, f'type {type}')}"
     suffix = f"_{label}" if label else ""
+    sentence = "" if x.size else "Not estimated: no non-missing values, so there is no median or quartile."
     return frame(
         [
-            row(f"median{suffix}", float(median), method=method, n=x.size),
-            row(f"quartile_1{suffix}", float(q1), method=method, n=x.size),
-            row(f"quartile_3{suffix}", float(q3), method=method, n=x.size),
+            row(f"{term}{suffix}", float(value), method=method, n=x.size, warnings=sentence)
+            for term, value in (("median", median), ("quartile_1", q1), ("quartile_3", q3))
         ]
     )
 
@@ -107,7 +132,8 @@ def mann_whitney(before, after, *, exact: bool | None = None) -> pd.DataFrame:
     Rows: ``mann_whitney`` (``statistic`` = U of the after sample, R's W of ``wilcox.test(after,
     before)``; two-sided p) and ``rank_biserial`` (:math:`r = 2U/(n_a n_b) - 1`, positive when values
     are higher after). ``exact=None`` follows R: the exact distribution when both samples are under 50
-    and there are no ties, else the normal approximation with tie and continuity corrections.
+    and there are no ties, else the normal approximation with tie and continuity corrections. When every
+    value is tied, p is missing, as R's NA.
 
     References: Mann HB, Whitney DR. Ann Math Stat 1947;18:50-60. Kerby DS. Compr Psychol 2014;3:11.
     Computed with ``pingouin.mwu`` (scipy.stats.mannwhitneyu).
@@ -115,7 +141,17 @@ def mann_whitney(before, after, *, exact: bool | None = None) -> pd.DataFrame:
     >>> mann_whitney([1, 2, 3, 4], [5, 6, 7, 8])[["statistic", "p_value"]].round(4).iloc[0].tolist()
     [16.0, 0.0286]
     """
-    x, y = _sample(after, "after"), _sample(before, "before")
+    x, y = _sample(after), _sample(before)
+    n = x.size + y.size
+    rbc_method = "Rank-biserial correlation 2U/(n_after n_before) - 1 (positive: higher after)"
+    empty = _empty({"before": y, "after": x})
+    if empty:
+        return frame(
+            [
+                row("mann_whitney", method="Mann-Whitney U test, two-sided", n=n, warnings=empty),
+                row("rank_biserial", method=rbc_method, n=n, warnings=empty),
+            ]
+        )
     use_exact, sentence = _use_exact(x, y, exact)
     notes = Notes()
     if sentence and exact:
@@ -123,13 +159,20 @@ def mann_whitney(before, after, *, exact: bool | None = None) -> pd.DataFrame:
     with captured(notes):
         result = pingouin.mwu(x, y, alternative="two-sided", method="exact" if use_exact else "asymptotic")
     how = "exact distribution" if use_exact else "normal approximation with tie and continuity corrections"
-    n = x.size + y.size
+    p = float(result["p_val"].iloc[0])
+    if np.unique(np.r_[x, y]).size == 1:
+        # scipy reports p = 1 here; R's wilcox.test gives NA, as the normal approximation has no variance
+        p = math.nan
+        notes.add(
+            "Not estimated: the p value, because every observation has the same value, so the normal "
+            "approximation has zero variance"
+        )
     return frame(
         [
             row(
                 "mann_whitney",
                 statistic=float(result["U_val"].iloc[0]),
-                p_value=float(result["p_val"].iloc[0]),
+                p_value=p,
                 method=f"Mann-Whitney U test, two-sided, {how}; statistic = U of the after sample",
                 n=n,
                 warnings=str(notes),
@@ -137,7 +180,7 @@ def mann_whitney(before, after, *, exact: bool | None = None) -> pd.DataFrame:
             row(
                 "rank_biserial",
                 float(result["RBC"].iloc[0]),
-                method="Rank-biserial correlation 2U/(n_after n_before) - 1 (positive: higher after)",
+                method=rbc_method,
                 n=n,
                 warnings=str(notes),
             ),
@@ -237,8 +280,12 @@ def hodges_lehmann(before, after, *, confidence: float = 0.95, exact: bool | Non
     >>> out[["estimate", "conf_low", "conf_high"]].round(2).values.tolist()
     [[3.35, 0.2, 6.2]]
     """
-    x, y = _sample(after, "after"), _sample(before, "before")
+    x, y = _sample(after), _sample(before)
     nx, ny = x.size, y.size
+    empty = _empty({"before": y, "after": x})
+    if empty:
+        method = "Hodges-Lehmann shift (after minus before, median of pairwise differences)"
+        return frame([row("hodges_lehmann", method=method, n=nx + ny, warnings=empty)])
     use_exact, sentence = _use_exact(x, y, exact)
     notes = Notes()
     if sentence and exact:
@@ -290,7 +337,8 @@ def trend_test(counts_before, counts_after, *, scores=None) -> pd.DataFrame:
     .. math:: X^2 = \\frac{\\left[\\sum s_i (x_i - n_i \\bar p)\\right]^2}
               {\\bar p (1 - \\bar p) \\left[\\sum n_i s_i^2 - (\\sum n_i s_i)^2 / N\\right]}
 
-    on 1 df. Expected counts below 5 are flagged.
+    on 1 df (``df``). Expected counts below 5 are flagged. A period without patients, or every patient
+    in categories of one score, leaves the statistic missing, with the reason in ``warnings``.
 
     References: Cochran WG. Biometrics 1954;10:417-51. Armitage P. Biometrics 1955;11:375-86.
 
@@ -301,14 +349,26 @@ def trend_test(counts_before, counts_after, *, scores=None) -> pd.DataFrame:
     a = np.asarray(counts_after, dtype=float)
     if b.shape != a.shape or b.ndim != 1 or b.size < 2:
         raise ValueError("counts_before and counts_after must be equal-length sequences of 2 or more counts")
+    if (b < 0).any() or (a < 0).any():
+        raise ValueError("counts_before and counts_after must not be negative")
     s = np.arange(1, b.size + 1, dtype=float) if scores is None else np.asarray(scores, dtype=float)
+    method = "Chi-square test for trend in proportions (Cochran-Armitage), 1 df, scores " + ", ".join(
+        f"{v:g}" for v in s
+    )
     n_i = a + b
     total = n_i.sum()
+    notes = Notes()
+    for label, counts in (("before", b), ("after", a)):
+        if counts.sum() == 0:
+            notes.add(f"Not estimated: no patients in the {label} period, so there is nothing to compare")
+    if not notes and np.sum(n_i * s**2) - np.sum(n_i * s) ** 2 / total == 0:
+        notes.add("Not estimated: every patient is in categories of the same score, so there is no trend to test")
+    if notes:
+        return frame([row("trend", df=1.0, method=method, n=int(total), warnings=str(notes))])
     p = a.sum() / total
     numerator = np.sum(s * (a - n_i * p)) ** 2
     denominator = p * (1 - p) * (np.sum(n_i * s**2) - np.sum(n_i * s) ** 2 / total)
     statistic = numerator / denominator
-    notes = Notes()
     expected = np.outer(n_i, [1 - p, p])
     if (expected < 5).any():
         notes.add(
@@ -320,9 +380,9 @@ def trend_test(counts_before, counts_after, *, scores=None) -> pd.DataFrame:
             row(
                 "trend",
                 statistic=float(statistic),
+                df=1.0,
                 p_value=float(stats.chi2.sf(statistic, 1)),
-                method="Chi-square test for trend in proportions (Cochran-Armitage), 1 df, scores "
-                + ", ".join(f"{v:g}" for v in s),
+                method=method,
                 n=int(total),
                 warnings=str(notes),
             )
@@ -339,6 +399,11 @@ def proportional_odds(data: pd.DataFrame, formula: str, *, confidence: float = 0
     and z test, ``std_error`` on the log scale; then one per threshold ``threshold: a|b`` with
     :math:`\\zeta_k` on the logit scale and its delta-method SE. Fitted by maximum likelihood with BFGS.
 
+    A category that no observation falls in is left out (its thresholds cannot be estimated), a
+    predictor that does not vary is left out with its row missing, separation (fitted probabilities of
+    the observed categories numerically 1) is flagged, and an outcome in a single category leaves every
+    row missing; each is said in ``warnings``.
+
     Reference: McCullagh P. J R Stat Soc B 1980;42:109-42. statsmodels OrderedModel (logit).
 
     >>> d = pd.DataFrame({"y": [0, 0, 1, 1, 2, 2, 0, 1, 2, 2], "after": [1, 1, 1, 0, 1, 0, 0, 0, 0, 0]})
@@ -346,25 +411,52 @@ def proportional_odds(data: pd.DataFrame, formula: str, *, confidence: float = 0
     ['after', 'threshold: 0|1', 'threshold: 1|2']
     """
     outcome = formula.split("~")[0].strip()
-    frame_in = data.copy()
-    y = frame_in[outcome]
-    if not isinstance(y.dtype, pd.CategoricalDtype):
-        frame_in[outcome] = pd.Categorical(y, categories=sorted(y.dropna().unique()), ordered=True)
-    levels = [str(level) for level in frame_in[outcome].cat.categories]
+    y = data[outcome]
+    categories = list(y.cat.categories) if isinstance(y.dtype, pd.CategoricalDtype) else sorted(y.dropna().unique())
+    codes = pd.Categorical(y, categories=categories, ordered=True).codes
     notes = Notes()
+    # the outcome as category codes, so that the design's rows and checks treat it as a number
+    d = design(data.assign(**{outcome: np.where(codes >= 0, codes, np.nan)}), formula, notes)
+    predictors = [c for c in d.x.columns if c != "Intercept"]
+    method = "Proportional-odds logistic regression (cumulative logit, ML, BFGS), Wald CI"
+    coefficient_method = method + "; estimate = cumulative odds ratio, std_error on the log scale"
+    threshold_method = method + "; estimate = threshold on the logit scale, delta-method SE"
+    unfitted = not_fittable(d, "ordinal")
+    if unfitted:
+        notes.add(unfitted)
+        names = [f"threshold: {a}|{b}" for a, b in itertools.pairwise(categories)]
+        return frame(
+            [row(term, method=coefficient_method, n=d.n, warnings=str(notes)) for term in predictors]
+            + [row(term, method=threshold_method, n=d.n, warnings=str(notes)) for term in names]
+        )
+    observed = np.unique(d.y).astype(int)
+    unused = [str(categories[k]) for k in range(len(categories)) if k not in set(observed)]
+    if unused:
+        notes.add(
+            f"Not estimated: the thresholds next to categories {', '.join(unused)}, which no observation falls "
+            "in; the model is fitted to the categories observed"
+        )
+    levels = [str(categories[k]) for k in observed]
+    kept = [c for c in d.kept if c != "Intercept"]
     with captured(notes):
-        model = OrderedModel.from_formula(formula, frame_in, distr="logit")
+        model = OrderedModel(d.y, d.x[kept], distr="logit")
         fit = model.fit(method="bfgs", maxiter=2000, gtol=1e-8, disp=False)
     if not fit.mle_retvals.get("converged", True):
         notes.add("The proportional-odds fit did not converge")
+    observed_probability = np.asarray(fit.predict())[np.arange(d.n), np.searchsorted(observed, d.y)]
+    if np.any(observed_probability > 1 - SEPARATION_EPS):
+        notes.add(SEPARATION)
     z = z_quantile(confidence)
-    k_exog = model.k_vars
+    k_exog = len(kept)
     params = np.asarray(fit.params)
-    cov = np.asarray(fit.cov_params())
-    n = int(model.nobs)
-    method = "Proportional-odds logistic regression (cumulative logit, ML, BFGS), Wald CI"
-    rows = wald_rows(model.exog_names[:k_exog], params[:k_exog], np.sqrt(np.diag(cov)[:k_exog]), exponentiate=True,
-                     method=method + "; estimate = cumulative odds ratio, std_error on the log scale", n=n,
+    try:
+        cov = np.asarray(fit.cov_params())
+    except ValueError:
+        # a singular information matrix (separation) leaves statsmodels without a covariance
+        cov = np.full((params.size, params.size), np.nan)
+    coefficients = pd.Series(params[:k_exog], index=kept).reindex(predictors)
+    ses = pd.Series(np.sqrt(np.diag(cov)[:k_exog]), index=kept).reindex(predictors)
+    rows = wald_rows(predictors, coefficients, ses, exponentiate=True, method=coefficient_method, n=d.n,
                      notes=notes, confidence=confidence)
     # statsmodels stores the first threshold then log increments; zeta_k = t_1 + sum exp(t_j)
     raw = params[k_exog:]
@@ -378,11 +470,11 @@ def proportional_odds(data: pd.DataFrame, formula: str, *, confidence: float = 0
                 f"threshold: {levels[k]}|{levels[k + 1]}",
                 float(value),
                 se,
-                value / se,
+                wald_test(value, se)[0],
                 conf_low=value - z * se,
                 conf_high=value + z * se,
-                method=method + "; estimate = threshold on the logit scale, delta-method SE",
-                n=n,
+                method=threshold_method,
+                n=d.n,
                 warnings=str(notes),
             )
         )

@@ -14,10 +14,10 @@ import math
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
-import statsmodels.formula.api as smf
 from scipy import special, stats
 
-from analysis.stats.tidy import SEPARATION, SEPARATION_EPS, Notes, captured, frame, row, wald_rows
+from analysis.stats.design import Design, design, not_fittable
+from analysis.stats.tidy import SEPARATION_EPS, Notes, captured, fitted_at_edge, frame, row, wald_rows
 
 __all__ = [
     "hosmer_lemeshow",
@@ -31,16 +31,13 @@ __all__ = [
 _OVERDISPERSION = 1.5
 
 
-def _left_out(notes: Notes, data: pd.DataFrame, n_used: int) -> None:
-    dropped = len(data) - n_used
-    if dropped:
-        notes.add(f"{dropped} of {len(data)} rows had a missing value in the model's variables and were left out")
-
-
-def _coefficient_rows(fit, method: str, notes: Notes, confidence: float, n: int) -> list[dict]:
-    """Odds or rate ratios of every coefficient of a statsmodels fit, with Wald intervals."""
-    return wald_rows(list(fit.params.index), fit.params, fit.bse, exponentiate=True, method=method, n=n,
-                     notes=notes, confidence=confidence)
+def _coefficient_rows(d: Design, fit, method: str, notes: Notes, confidence: float) -> list[dict]:
+    """Odds or rate ratios of every column of the design, with Wald intervals; missing for aliased columns
+    and, when ``fit`` is None (nothing could be fitted), for all."""
+    if fit is None:
+        return [row(name, method=method, n=d.n, warnings=str(notes)) for name in d.x.columns]
+    return wald_rows(list(d.x.columns), d.expand(fit.params), d.expand(fit.bse), exponentiate=True, method=method,
+                     n=d.n, notes=notes, confidence=confidence)
 
 
 def hosmer_lemeshow(observed, predicted, *, groups: int = 10) -> pd.DataFrame:
@@ -64,6 +61,17 @@ def hosmer_lemeshow(observed, predicted, *, groups: int = 10) -> pd.DataFrame:
     """
     y = np.asarray(observed, dtype=float)
     p = np.asarray(predicted, dtype=float)
+    if y.size == 0:
+        return frame(
+            [
+                row(
+                    "hosmer_lemeshow",
+                    method=f"Hosmer-Lemeshow test by {groups} quantile groups of fitted risk",
+                    n=0,
+                    warnings="Not estimated: there are no observations.",
+                )
+            ]
+        )
     breaks = np.unique(np.quantile(p, np.linspace(0, 1, groups + 1)))
     # right-closed intervals with the lowest break included, as R's cut(include.lowest = TRUE)
     group = np.clip(np.searchsorted(breaks, p, side="left"), 1, breaks.size - 1)
@@ -92,6 +100,7 @@ def hosmer_lemeshow(observed, predicted, *, groups: int = 10) -> pd.DataFrame:
             row(
                 "hosmer_lemeshow",
                 statistic=statistic,
+                df=float(df) if df >= 1 else math.nan,
                 p_value=float(stats.chi2.sf(statistic, df)) if df >= 1 else math.nan,
                 method=(
                     f"Hosmer-Lemeshow test, {labels.size} groups by quantiles of fitted risk "
@@ -111,21 +120,26 @@ def nagelkerke_r2(loglik_model: float, loglik_null: float, n: int) -> pd.DataFra
 
     Reference: Nagelkerke NJD. Biometrika 1991;78:691-2.
 
+    A null log-likelihood of 0 (an outcome that never varies: no events, or nothing but events) leaves
+    the maximum at 0 and R² undefined; it is then missing, with the reason in ``warnings``.
+
     >>> round(float(nagelkerke_r2(-120.0, -150.0, 233)["estimate"].iloc[0]), 4)
     0.3135
     """
+    method = "Nagelkerke R-squared (Cox-Snell R-squared over its maximum)"
+    notes = Notes()
+    if n < 1:
+        notes.add("Not estimated: there are no observations")
+    elif not loglik_null < 0:
+        notes.add(
+            "Not estimated: the outcome does not vary (no events, or nothing but events), so the null model "
+            "fits perfectly and there is no variation for R-squared to explain"
+        )
+    if notes:
+        return frame([row("nagelkerke_r2", method=method, n=int(n), warnings=str(notes))])
     cox_snell = 1 - math.exp(2 * (loglik_null - loglik_model) / n)
     maximum = 1 - math.exp(2 * loglik_null / n)
-    return frame(
-        [
-            row(
-                "nagelkerke_r2",
-                cox_snell / maximum,
-                method="Nagelkerke R-squared (Cox-Snell R-squared over its maximum)",
-                n=int(n),
-            )
-        ]
-    )
+    return frame([row("nagelkerke_r2", cox_snell / maximum, method=method, n=int(n))])
 
 
 def logistic_regression(
@@ -136,40 +150,45 @@ def logistic_regression(
     Rows: one per coefficient (``Intercept`` included) with the odds ratio and Wald CI (R's
     ``confint.default``), then ``hosmer_lemeshow`` and ``nagelkerke_r2`` for the model. Fitted
     probabilities numerically 0 or 1 (complete or quasi-complete separation) are reported in
-    ``warnings``, never raised.
+    ``warnings``, never raised. A covariate that does not vary (or that the others determine) is left out
+    and its row is missing, as R reports an aliased coefficient as NA; an outcome without events, or
+    with nothing but events, leaves every row missing. Each is said in ``warnings``.
 
     >>> d = pd.DataFrame({"error": [1, 0, 1, 1, 0, 0, 1, 0, 0, 0], "after": [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]})
     >>> logistic_regression(d, "error ~ after")["term"].tolist()
     ['Intercept', 'after', 'hosmer_lemeshow', 'nagelkerke_r2']
     """
     notes = Notes()
-    with captured(notes):
-        model = smf.glm(formula, data, family=sm.families.Binomial())
-        fit = model.fit()
-    n = int(fit.nobs)
-    _left_out(notes, data, n)
-    fitted = np.asarray(fit.fittedvalues)
-    if np.any((fitted < SEPARATION_EPS) | (fitted > 1 - SEPARATION_EPS)):
-        notes.add(SEPARATION)
+    d = design(data, formula, notes)
     method = (
         f"Logistic regression (ML, IRLS), odds ratio with Wald {100 * confidence:g}% CI; "
         "std_error on the log-odds scale"
     )
-    rows = _coefficient_rows(fit, method, notes, confidence, n)
-    hl = hosmer_lemeshow(model.endog, fitted, groups=hosmer_lemeshow_groups)
-    nk = nagelkerke_r2(float(fit.llf), float(fit.llnull), n)
+    unfitted = not_fittable(d, "binary")
+    if unfitted:
+        notes.add(unfitted)
+        hl = frame([row("hosmer_lemeshow", method="Hosmer-Lemeshow test", n=d.n, warnings=str(notes))])
+        nk = frame([row("nagelkerke_r2", method="Nagelkerke R-squared", n=d.n, warnings=str(notes))])
+        return pd.concat([frame(_coefficient_rows(d, None, method, notes, confidence)), hl, nk], ignore_index=True)
+    with captured(notes):
+        fit = sm.GLM(d.y, d.estimable, family=sm.families.Binomial()).fit()
+    fitted = np.asarray(fit.fittedvalues)
+    notes.add(fitted_at_edge(fitted, "binomial"))
+    rows = _coefficient_rows(d, fit, method, notes, confidence)
+    hl = hosmer_lemeshow(d.y, fitted, groups=hosmer_lemeshow_groups)
+    nk = nagelkerke_r2(float(fit.llf), float(fit.llnull), d.n)
     for extra in (hl, nk):
         extra.loc[0, "warnings"] = "\n".join(filter(None, [str(notes), extra.loc[0, "warnings"]]))
     return pd.concat([frame(rows), hl, nk], ignore_index=True)
 
 
-def _count_model_data(data: pd.DataFrame, exposure: str | None) -> tuple[pd.DataFrame, dict]:
+def _exposure(d: Design, exposure: str | None) -> dict:
     if exposure is None:
-        return data, {}
-    kept = data[data[exposure].notna()]
-    if (kept[exposure] <= 0).any():
+        return {}
+    values = d.data[exposure].to_numpy(dtype=float)
+    if (values <= 0).any():
         raise ValueError(f"exposure column {exposure!r} must be positive")
-    return kept, {"exposure": kept[exposure].to_numpy(dtype=float)}
+    return {"exposure": values}
 
 
 def poisson_regression(
@@ -178,31 +197,37 @@ def poisson_regression(
     """Poisson regression (statsmodels GLM, log link), rate ratios with Wald CI, as R's ``glm(poisson)``.
 
     ``exposure`` names a column of positive exposures (person-time, medicines, ...) entered as
-    ``log(exposure)`` offset. A Pearson dispersion above 1.5 is flagged: the standard errors are then too
-    small and :func:`negative_binomial_regression` is the better model.
+    ``log(exposure)`` offset, as ``glm(..., offset = log(exposure))``. A Pearson dispersion above 1.5 is
+    flagged: the standard errors are then too small and :func:`negative_binomial_regression` is the
+    better model. No events at all leaves every row missing; a group without events (fitted counts
+    numerically 0), an aliased covariate (missing row) and left-out rows are said in ``warnings``.
 
     >>> d = pd.DataFrame({"errors": [0, 1, 2, 1, 3, 0, 0, 1, 0, 1], "after": [0] * 5 + [1] * 5})
     >>> poisson_regression(d, "errors ~ after")["estimate"].round(3).tolist()
     [1.4, 0.286]
     """
     notes = Notes()
-    data, extra = _count_model_data(data, exposure)
+    d = design(data, formula, notes, also=[exposure] if exposure else [])
+    extra = _exposure(d, exposure)
+    offset = f", offset log({exposure})" if exposure else ""
+    method = (
+        f"Poisson regression (ML, log link{offset}), rate ratio with Wald {100 * confidence:g}% CI; "
+        "std_error on the log scale"
+    )
+    unfitted = not_fittable(d, "count")
+    if unfitted:
+        notes.add(unfitted)
+        return frame(_coefficient_rows(d, None, method, notes, confidence))
     with captured(notes):
-        fit = smf.glm(formula, data, family=sm.families.Poisson(), **extra).fit()
-    n = int(fit.nobs)
-    _left_out(notes, data, n)
+        fit = sm.GLM(d.y, d.estimable, family=sm.families.Poisson(), **extra).fit()
     dispersion = float(fit.pearson_chi2 / fit.df_resid) if fit.df_resid > 0 else math.nan
     if dispersion > _OVERDISPERSION:
         notes.add(
             f"Pearson dispersion is {dispersion:.2f} (over 1.5): the counts are overdispersed, the Poisson "
             "standard errors are too small, and the negative binomial model is preferable"
         )
-    offset = f", offset log({exposure})" if exposure else ""
-    method = (
-        f"Poisson regression (ML, log link{offset}), rate ratio with Wald {100 * confidence:g}% CI; "
-        "std_error on the log scale"
-    )
-    return frame(_coefficient_rows(fit, method, notes, confidence, n))
+    notes.add(fitted_at_edge(fit.fittedvalues, "poisson"))
+    return frame(_coefficient_rows(d, fit, method, notes, confidence))
 
 
 def _theta_se(theta: float, y: np.ndarray, mu: np.ndarray) -> float:
@@ -226,7 +251,9 @@ def negative_binomial_regression(
     with the coefficients (statsmodels NegativeBinomial); the coefficients' standard errors are then
     those of the GLM with :math:`\\theta` fixed at its estimate, as ``glm.nb`` reports them. The last row
     ``theta`` gives :math:`\\hat\\theta` with the standard error ``glm.nb`` prints (observed information
-    for :math:`\\theta` given the means).
+    for :math:`\\theta` given the means). ``exposure`` enters as ``log(exposure)`` offset, as
+    ``glm.nb(y ~ ... + offset(log(exposure)))``. Degenerate data are handled as in
+    :func:`poisson_regression`.
 
     Reference: Venables WN, Ripley BD. Modern Applied Statistics with S, 4th ed. 2002, section 7.4.
 
@@ -235,31 +262,37 @@ def negative_binomial_regression(
     ['Intercept', 'after', 'theta']
     """
     notes = Notes()
-    data, extra = _count_model_data(data, exposure)
-    with captured(notes):
-        joint = smf.negativebinomial(formula, data, loglike_method="nb2", **extra).fit(
-            method="bfgs", maxiter=1000, gtol=1e-10, disp=False
-        )
-        if not joint.mle_retvals.get("converged", True):
-            notes.add("The negative binomial fit did not converge")
-        alpha = float(joint.params["alpha"])
-        fit = smf.glm(formula, data, family=sm.families.NegativeBinomial(alpha=alpha), **extra).fit()
-    n = int(fit.nobs)
-    _left_out(notes, data, n)
-    theta = 1 / alpha
+    d = design(data, formula, notes, also=[exposure] if exposure else [])
+    extra = _exposure(d, exposure)
     offset = f", offset log({exposure})" if exposure else ""
     method = (
         f"Negative binomial (NB2) regression (ML, log link{offset}), rate ratio with Wald "
         f"{100 * confidence:g}% CI; std_error on the log scale, theta held at its ML estimate"
     )
-    rows = _coefficient_rows(fit, method, notes, confidence, n)
+    theta_method = "Negative binomial shape theta (variance mu + mu^2/theta), ML; SE from its observed information"
+    unfitted = not_fittable(d, "count")
+    if unfitted:
+        notes.add(unfitted)
+        rows = _coefficient_rows(d, None, method, notes, confidence)
+        return frame([*rows, row("theta", method=theta_method, n=d.n, warnings=str(notes))])
+    with captured(notes):
+        joint = sm.NegativeBinomial(d.y, d.estimable, loglike_method="nb2", **extra).fit(
+            method="bfgs", maxiter=1000, gtol=1e-10, disp=False
+        )
+        if not joint.mle_retvals.get("converged", True):
+            notes.add("The negative binomial fit did not converge")
+        alpha = float(joint.params["alpha"])
+        fit = sm.GLM(d.y, d.estimable, family=sm.families.NegativeBinomial(alpha=alpha), **extra).fit()
+    notes.add(fitted_at_edge(fit.fittedvalues, "poisson"))
+    theta = 1 / alpha
+    rows = _coefficient_rows(d, fit, method, notes, confidence)
     rows.append(
         row(
             "theta",
             theta,
-            _theta_se(theta, np.asarray(fit.model.endog), np.asarray(fit.fittedvalues)),
-            method="Negative binomial shape theta (variance mu + mu^2/theta), ML; SE from its observed information",
-            n=n,
+            _theta_se(theta, d.y, np.asarray(fit.fittedvalues)),
+            method=theta_method,
+            n=d.n,
             warnings=str(notes),
         )
     )

@@ -22,6 +22,7 @@ COLUMNS = (
     "estimate",
     "std_error",
     "statistic",
+    "df",
     "p_value",
     "conf_low",
     "conf_high",
@@ -29,7 +30,7 @@ COLUMNS = (
     "n",
     "warnings",
 )
-_NUMBERS = ("estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high")
+_NUMBERS = ("estimate", "std_error", "statistic", "df", "p_value", "conf_low", "conf_high")
 
 
 def row(
@@ -41,17 +42,20 @@ def row(
     conf_low: float = math.nan,
     conf_high: float = math.nan,
     *,
+    df: float = math.nan,
     method: str,
     n: int | None,
     warnings: str = "",
     **extra,
 ) -> dict:
-    """One tidy row as a dict; ``extra`` keys become columns after the standard ones."""
+    """One tidy row as a dict; ``df`` is the degrees of freedom of the statistic's reference distribution
+    (NaN for a z statistic or none); ``extra`` keys become columns after the standard ones."""
     values = dict(
         term=term,
         estimate=estimate,
         std_error=std_error,
         statistic=statistic,
+        df=df,
         p_value=p_value,
         conf_low=conf_low,
         conf_high=conf_high,
@@ -100,11 +104,22 @@ def z_quantile(confidence: float) -> float:
     return float(stats.norm.ppf(1 - (1 - confidence) / 2))
 
 
+def wald_test(estimate: float, se: float, df: float | None = None) -> tuple[float, float]:
+    """The Wald statistic estimate / se and its two-sided p value, from the normal distribution or, given
+    ``df``, from t on ``df`` degrees of freedom; both NaN when the standard error is zero or missing."""
+    if not se > 0:
+        return math.nan, math.nan
+    statistic = estimate / se
+    tail = stats.norm.sf(abs(statistic)) if df is None else stats.t.sf(abs(statistic), df)
+    return statistic, float(2 * tail)
+
+
 def wald_rows(names, estimates, ses, *, exponentiate: bool, method: str, n: int, notes: Notes,
-              confidence: float) -> list[dict]:
+              confidence: float, df: float | None = None) -> list[dict]:
     """Tidy rows for coefficients with Wald z tests and intervals: b +/- z se, exponentiated (odds or
-    rate ratios, with `std_error` on the log scale) when `exponentiate`."""
-    z = z_quantile(confidence)
+    rate ratios, with `std_error` on the log scale) when `exponentiate`; given `df`, t tests and
+    intervals on `df` degrees of freedom instead (held in the `df` column)."""
+    z = z_quantile(confidence) if df is None else float(stats.t.ppf(1 - (1 - confidence) / 2, df))
     values = []
     for name, b, se in zip(names, estimates, ses, strict=True):
         b, se = float(b), float(se)
@@ -117,10 +132,10 @@ def wald_rows(names, estimates, ses, *, exponentiate: bool, method: str, n: int,
             name,
             shown[0],
             se,
-            b / se,
-            float(2 * stats.norm.sf(abs(b / se))),
+            *wald_test(b, se, df),
             shown[1],
             shown[2],
+            df=math.nan if df is None else float(df),
             method=method,
             n=n,
             warnings=str(notes),
@@ -182,6 +197,25 @@ SEPARATION = (
     "Complete or quasi-complete separation: some fitted probabilities are numerically 0 or 1, so the "
     "separating terms' estimates are unbounded and their standard errors and intervals meaningless."
 )
+
+
+# The counterpart of separation for counts: a fitted mean this close to 0 is a group without events.
+ZERO_COUNTS = (
+    "Some fitted counts are numerically 0 (a group defined by the terms, such as a period, has no events), "
+    "so those terms' rate ratios are 0 in truth, unbounded below on the log scale, and their standard "
+    "errors and intervals meaningless."
+)
+
+
+def fitted_at_edge(fitted, family: str) -> str:
+    """The sentence for fitted means at the edge of their range, or "": probabilities numerically 0 or 1
+    (separation) for the "binomial" family, counts numerically 0 (a group without events) for "poisson"."""
+    mu = np.asarray(fitted, dtype=float)
+    if family == "binomial" and np.any((mu < SEPARATION_EPS) | (mu > 1 - SEPARATION_EPS)):
+        return SEPARATION
+    if family == "poisson" and np.any(mu < SEPARATION_EPS):
+        return ZERO_COUNTS
+    return ""
 
 
 def _separation(w: _warnings.WarningMessage) -> str | None:

@@ -9,13 +9,25 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from analysis.stats.tidy import Notes, captured, frame, row
+from analysis.stats.tidy import Notes, captured, frame, join, row, wald_test
 
 __all__ = ["p_chart", "segmented_regression"]
 
 # Fewer points than this in a segment make its slope, and the autocorrelation, poorly estimated
 # (Penfold RB, Zhang F. Acad Pediatr 2013;13:S38-44 suggest at least 8 per segment).
 MIN_POINTS_PER_SEGMENT = 8
+# Below this many points in a segment nothing is estimated: Cochrane EPOC's minimum for an interrupted
+# time series, and the fewest that leave residual variation to test a level and a slope in each segment.
+MIN_POINTS_TO_ESTIMATE = 3
+# Residuals no larger than this, relative to the outcome's largest value, are rounding error of an exact fit
+EXACT_FIT = 1e-10
+CONTRASTS = {
+    "intercept": [1, 0, 0, 0],
+    "pre_trend": [0, 1, 0, 0],
+    "level_change": [0, 0, 1, 0],
+    "slope_change": [0, 0, 0, 1],
+    "post_trend": [0, 1, 0, 1],
+}
 
 
 def segmented_regression(
@@ -39,8 +51,12 @@ def segmented_regression(
     (weighted by the column ``weights`` if given, e.g. the monthly denominators); covariance by
     Newey-West with Bartlett weights :math:`1 - l/(L + 1)` up to ``lags`` = L, no prewhitening and no
     small-sample adjustment, i.e. R's ``sandwich::NeweyWest(fit, lag = L, prewhite = FALSE, adjust =
-    FALSE)``; t tests on the residual df as ``lmtest::coeftest``. There is no default for ``lags``:
-    choose it from the autocorrelation of the residuals.
+    FALSE)``; t tests on the residual df (``df``) as ``lmtest::coeftest``. There is no default for
+    ``lags``: choose it from the autocorrelation of the residuals.
+
+    Fewer than 3 time points in a period (none, when the outcome is missing there) leave every row
+    missing (Cochrane EPOC's minimum); a series that lies exactly on the fitted lines has standard
+    errors of 0 and no tests or intervals. ``warnings`` says which.
 
     References: Wagner AK, et al. J Clin Pharm Ther 2002;27:299-309. Newey WK, West KD. Econometrica
     1987;55:703-8.
@@ -59,35 +75,34 @@ def segmented_regression(
         notes.add(f"{len(data) - len(d)} of {len(data)} time points had a missing value and were left out")
     t = d[time].to_numpy(dtype=float)
     after = d[post].to_numpy(dtype=float)
-    if not np.isin(after, (0, 1)).all() or after.min() == after.max():
-        raise ValueError(f"column {post!r} must be 0 before and 1 after the change, with both present")
+    if not np.isin(after, (0, 1)).all():
+        raise ValueError(f"column {post!r} must be 0 before and 1 after the change")
+    fitting = "weighted least squares" if weights else "ordinary least squares"
+    method = (
+        f"Segmented regression ({fitting}), Newey-West HAC SE (Bartlett, lag {lags}, no prewhitening, no "
+        "small-sample adjustment)"
+    )
+    if _too_short(after, notes):
+        return frame(row(term, method=method, n=len(d), warnings=str(notes)) for term in CONTRASTS)
     t0 = t[after == 1].min()
     x = np.column_stack([np.ones_like(t), t, after, (t - t0) * after])
-    for label, count in (("pre", int((after == 0).sum())), ("post", int((after == 1).sum()))):
-        if count < MIN_POINTS_PER_SEGMENT:
-            notes.add(f"Only {count} time points in the {label} period (fewer than {MIN_POINTS_PER_SEGMENT})")
     y = d[outcome].to_numpy(dtype=float)
     with captured(notes):
         model = sm.WLS(y, x, weights=d[weights].to_numpy(dtype=float)) if weights else sm.OLS(y, x)
         fit = model.fit(cov_type="HAC", cov_kwds={"maxlags": int(lags), "use_correction": False}, use_t=True)
     cov = np.asarray(fit.cov_params())
     params = np.asarray(fit.params)
-    contrasts = {
-        "intercept": [1, 0, 0, 0],
-        "pre_trend": [0, 1, 0, 0],
-        "level_change": [0, 0, 1, 0],
-        "slope_change": [0, 0, 0, 1],
-        "post_trend": [0, 1, 0, 1],
-    }
-    df = fit.df_resid
+    df = float(fit.df_resid)
     q = float(stats.t.ppf(1 - (1 - confidence) / 2, df))
-    fitting = "weighted least squares" if weights else "ordinary least squares"
-    method = (
-        f"Segmented regression ({fitting}), Newey-West HAC SE (Bartlett, lag {lags}, no prewhitening, no "
-        f"small-sample adjustment), t on {df:g} df"
-    )
+    # residuals at rounding level: the series lies on the two lines, and its SEs are 0 or rounding noise
+    tested = np.abs(fit.resid).max() > EXACT_FIT * np.abs(y).max()
+    if not tested:
+        notes.add(
+            "Not estimated: the tests and intervals, because the series lies exactly on the fitted lines (no "
+            "residual variation, e.g. no events in any month), so the standard errors are 0 up to rounding"
+        )
     rows = []
-    for term, c in contrasts.items():
+    for term, c in CONTRASTS.items():
         c = np.asarray(c, dtype=float)
         estimate, se = float(c @ params), math.sqrt(float(c @ cov @ c))
         rows.append(
@@ -95,16 +110,34 @@ def segmented_regression(
                 term,
                 estimate,
                 se,
-                estimate / se,
-                float(2 * stats.t.sf(abs(estimate / se), df)),
-                estimate - q * se,
-                estimate + q * se,
-                method=method,
+                *(wald_test(estimate, se, df) if tested else (math.nan, math.nan)),
+                estimate - q * se if tested else math.nan,
+                estimate + q * se if tested else math.nan,
+                df=df,
+                method=f"{method}, t on {df:g} df",
                 n=len(d),
                 warnings=str(notes),
             )
         )
     return frame(rows)
+
+
+def _too_short(after: np.ndarray, notes: Notes) -> bool:
+    """Whether a period has too few time points to fit; each period's shortfall is said in ``notes``."""
+    short = False
+    for label, count in (("pre", int((after == 0).sum())), ("post", int((after == 1).sum()))):
+        if count == 0:
+            notes.add(f"Not estimated: no time points in the {label} period, so there is no segment to fit there")
+        elif count < MIN_POINTS_TO_ESTIMATE:
+            notes.add(
+                f"Not estimated: only {count} time point{'s' if count > 1 else ''} in the {label} period; a segmented "
+                f"regression needs at least {MIN_POINTS_TO_ESTIMATE} before and {MIN_POINTS_TO_ESTIMATE} after "
+                "(Cochrane EPOC) to estimate each segment's level and slope with residual variation left to test them"
+            )
+        elif count < MIN_POINTS_PER_SEGMENT:
+            notes.add(f"Only {count} time points in the {label} period (fewer than {MIN_POINTS_PER_SEGMENT})")
+        short = short or count < MIN_POINTS_TO_ESTIMATE
+    return short
 
 
 def p_chart(data: pd.DataFrame, time: str, events: str, n: str, *, period: str | None = None) -> pd.DataFrame:
@@ -115,7 +148,9 @@ def p_chart(data: pd.DataFrame, time: str, events: str, n: str, *, period: str |
     and limits :math:`\\bar p \\pm 3\\sigma_t`, clipped to [0, 1]. One row per time point: ``term`` is
     the time value, ``estimate`` the proportion, ``std_error`` :math:`\\sigma_t`, ``statistic`` the z
     score :math:`(p_t - \\bar p)/\\sigma_t`, ``conf_low``/``conf_high`` the control limits, ``n`` the
-    month's denominator; extra columns ``period``, ``centre_line`` and ``outside_limits``.
+    month's denominator; extra columns ``period``, ``centre_line`` and ``outside_limits``. A month
+    without patients (n = 0) or with a missing count has no proportion: its row is missing and says so,
+    and the centre line comes from the other months (a period with none has no centre line).
 
     Reference: Montgomery DC. Introduction to Statistical Quality Control, 7th ed. 2013, ch. 7.
     Benneyan JC, Lloyd RC, Plsek PE. Qual Saf Health Care 2003;12:458-64.
@@ -124,19 +159,43 @@ def p_chart(data: pd.DataFrame, time: str, events: str, n: str, *, period: str |
     >>> p_chart(d, "m", "x", "n", period="post")["centre_line"].round(4).tolist()
     [0.2667, 0.2667, 0.125, 0.125]
     """
+    method = (
+        "p-chart: centre line = pooled proportion of the period, limits +/- 3 sigma with the month's n, "
+        "clipped to [0, 1]"
+    )
     d = data.sort_values(time)
     groups = d.groupby(period, sort=False) if period else [("all", d)]
     rows = []
     for level, part in groups:
         x = part[events].to_numpy(dtype=float)
         size = part[n].to_numpy(dtype=float)
-        if (size <= 0).any() or (x < 0).any() or (x > size).any():
-            raise ValueError(f"p_chart: need 0 <= {events} <= {n} and {n} > 0 in every row")
-        centre = x.sum() / size.sum()
+        # comparisons with a missing count are False: missing counts pass here and are handled below
+        if (size < 0).any() or (x < 0).any() or (x > size).any():
+            raise ValueError(f"p_chart: need 0 <= {events} <= {n} in every row")
+        usable = (size > 0) & ~np.isnan(x)
         notes = Notes()
+        if usable.any():
+            centre = x[usable].sum() / size[usable].sum()
+        else:
+            centre = math.nan
+            notes.add(f"Not estimated: the centre line of period {level}, which has no month with patients and counts")
         if centre in (0.0, 1.0):
             notes.add(f"The centre line of period {level} is {centre:g}, so its control limits have zero width")
-        for t_value, xi, ni in zip(part[time], x, size, strict=True):
+        for t_value, xi, ni, ok in zip(part[time], x, size, usable, strict=True):
+            if not ok:
+                sentence = f"Not estimated: the proportion at {time} {t_value}, which has no patients or no count"
+                rows.append(
+                    row(
+                        str(t_value),
+                        method=method,
+                        n=None if np.isnan(ni) else int(ni),
+                        warnings=join(str(notes), sentence + "."),
+                        period=level,
+                        centre_line=centre,
+                        outside_limits=False,
+                    )
+                )
+                continue
             sigma = math.sqrt(centre * (1 - centre) / ni)
             p = xi / ni
             low, high = max(0.0, centre - 3 * sigma), min(1.0, centre + 3 * sigma)
@@ -148,10 +207,7 @@ def p_chart(data: pd.DataFrame, time: str, events: str, n: str, *, period: str |
                     (p - centre) / sigma if sigma > 0 else math.nan,
                     conf_low=low,
                     conf_high=high,
-                    method=(
-                        "p-chart: centre line = pooled proportion of the period, limits +/- 3 sigma with the "
-                        "month's n, clipped to [0, 1]"
-                    ),
+                    method=method,
                     n=int(ni),
                     warnings=str(notes),
                     period=level,

@@ -1,5 +1,7 @@
-# Clustered outcomes: lme4::glmer (Laplace, nAGQ = 1) and lme4::lmer (REML) for the cluster-specific
-# (conditional) models, geepack::geeglm (exchangeable) for the population-averaged one.
+# Clustered outcomes: lme4::glmer (Laplace, nAGQ = 1; binomial, and poisson with an offset) and lme4::lmer
+# (REML) for the cluster-specific (conditional) models, geepack::geeglm (exchangeable) for the
+# population-averaged one; glm and lm on a single cluster, the models fitted when no random intercept
+# can be estimated.
 source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))), "common.R"))
 suppressMessages({ library(lme4); library(geepack) })
 
@@ -90,4 +92,32 @@ for (ds in names(mai)) {
   put_row(ds, "sd__Residual", estimate = vc$sdcor[vc$grp == "Residual"])
   put_row(ds, "lmer", reml_criterion = REMLcrit(fit), singular = as.numeric(isSingular(fit)), n = nobs(fit))
 }
+
+# Counts with an exposure: glmer(family = poisson, offset = log(days)), with glmer's defaults and with
+# PIRLS run to the mode (tolPwrss = 1e-13, "_exact"), as the binary models above
+mp <- read_data("mixed_poisson")
+poisson_glmer <- function(control) {
+  glmer(errors ~ after + age10 + (1 | team), data = mp, family = poisson, offset = log(days), nAGQ = 1,
+        control = control)
+}
+glmer_rows("poisson", poisson_glmer(glmerControl()))
+glmer_rows("poisson_exact", poisson_glmer(glmerControl(tolPwrss = 1e-13)))
+
+# A single cluster (the first team of each dataset): no between-cluster variance to estimate, so the
+# model fitted is the one without the random intercept: glm, and lm with t tests on the residual df
+glm_rows <- function(ds, fit) {
+  co <- coef(summary(fit))
+  fixed_rows(ds, co[, 1], co[, 2])
+}
+one <- m[m$dataset == "small" & m$team == "T01", ]
+glm_rows("single_team_binomial", glm(error ~ after + age10, data = one, family = binomial,
+                                     control = glm.control(epsilon = 1e-12)))
+one <- mp[mp$team == "T01", ]
+glm_rows("single_team_poisson", glm(errors ~ after + age10, data = one, family = poisson, offset = log(days),
+                                    control = glm.control(epsilon = 1e-12)))
+one <- l[l$dataset == "small" & l$team == "T01", ]
+fit <- lm(mai_change ~ after + age, data = one)
+glm_rows("single_team_lm", fit)
+put_row("single_team_lm", "lm", df = fit$df.residual)
+put_row("single_team_lm", "sd__Residual", estimate = sigma(fit))
 write_results("mixed")

@@ -92,7 +92,8 @@ for (i in seq_len(nrow(d))) {
 
   for (correct in c(FALSE, TRUE)) {
     ct <- suppressWarnings(chisq.test(tab, correct = correct))
-    put_row(ds, if (correct) "chi2_corrected" else "chi2", statistic = ct$statistic, p_value = ct$p.value)
+    put_row(ds, if (correct) "chi2_corrected" else "chi2", statistic = ct$statistic, df = ct$parameter,
+            p_value = ct$p.value)
   }
   put(ds, "chi2", "min_expected", min(outer(rowSums(tab), colSums(tab)) / sum(tab)))
 

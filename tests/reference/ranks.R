@@ -52,7 +52,7 @@ tr <- read_data("trend")
 for (ds in unique(tr$dataset)) {
   x <- tr[tr$dataset == ds, ]
   pt <- prop.trend.test(x$count_after, x$count_before + x$count_after, score = x$score)
-  put_row(ds, "trend", statistic = pt$statistic, p_value = pt$p.value)
+  put_row(ds, "trend", statistic = pt$statistic, df = pt$parameter, p_value = pt$p.value)
 }
 
 polr_rows <- function(ds, fit) {

@@ -20,7 +20,7 @@ for (ds in unique(ts$dataset)) {
         k <- contrasts[[term]]
         est <- sum(k * coef(fit)); se <- sqrt(as.numeric(t(k) %*% v %*% k))
         q <- qt(0.975, fit$df.residual)
-        put_row(label, term, estimate = est, std_error = se, statistic = est / se,
+        put_row(label, term, estimate = est, std_error = se, statistic = est / se, df = fit$df.residual,
                 p_value = 2 * pt(-abs(est / se), fit$df.residual), conf_low = est - q * se, conf_high = est + q * se)
       }
     }

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["tidy", "proportions", "ranks", "means", "regression", "mixed", "laplace", "timeseries", "published"]
+MODULES = ["tidy", "design", "proportions", "ranks", "means", "regression", "mixed", "laplace", "timeseries"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -15,7 +15,7 @@ CLOSED_FORM_REL = 1e-6
 # Values that are zero in exact arithmetic (a Wilson limit at p = 0) can come out as 1e-17 in R.
 ABS_FLOOR = 1e-12
 
-QUANTITIES = ("estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high")
+QUANTITIES = ("estimate", "std_error", "statistic", "df", "p_value", "conf_low", "conf_high")
 TERMS = (
     "proportion_before",
     "proportion_after",
@@ -61,7 +61,7 @@ def test_every_row_matches_r(dataset, cases, r_results, assert_close):
             continue
         assert_close(ours.loc[term, quantity], value, CLOSED_FORM_REL, ABS_FLOOR, f"{dataset} {term} {quantity}")
         checked += 1
-    assert checked == 36
+    assert checked == 38  # 36 numbers and chisq.test's df, corrected and not
 
 
 def test_columns_and_order():
@@ -155,6 +155,7 @@ def test_nnt_harm():
 def test_no_events_at_all_does_not_crash():
     out = P.compare_proportions(0, 10, 0, 12).set_index("term")
     assert math.isnan(out.loc["chi2", "statistic"])
+    assert out.loc["chi2", "df"] == 1  # as chisq.test reports beside its NaN statistic
     assert "undefined" in out.loc["chi2", "warnings"]
     assert out.loc["fisher", "p_value"] == 1
     assert math.isnan(out.loc["nnt", "estimate"]) and "infinite" in out.loc["nnt", "warnings"]
@@ -166,7 +167,7 @@ def test_wilson_at_the_edges():
     assert P.wilson_interval(10, 10)[1] == 1
 
 
-@pytest.mark.parametrize("bad", [(5, 4, 1, 10), (-1, 10, 1, 10), (1, 0, 1, 10), (1.5, 10, 1, 10)])
+@pytest.mark.parametrize("bad", [(5, 4, 1, 10), (-1, 10, 1, 10), (1, 0, 1, 10), (1.5, 10, 1, 10), (0, -1, 1, 10)])
 def test_impossible_counts_are_refused(bad):
     with pytest.raises(ValueError):
         P.compare_proportions(*bad)

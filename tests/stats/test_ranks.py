@@ -124,6 +124,7 @@ def test_trend_matches_prop_trend_test(dataset, reference_data, r_results, asser
     row = R.trend_test(t.count_before, t.count_after, scores=t.score).iloc[0]
     assert_close(row.statistic, r_results("ranks")(dataset, "trend", "statistic"), CLOSED_FORM_REL, 0, "chi2")
     assert_close(row.p_value, r_results("ranks")(dataset, "trend", "p_value"), CLOSED_FORM_REL, 1e-300, "p")
+    assert row.df == r_results("ranks")(dataset, "trend", "df") == 1
 
 
 def _harm_long(reference_data):

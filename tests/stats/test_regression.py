@@ -62,6 +62,7 @@ def test_hosmer_lemeshow_matches_hand_written_r(groups, reference_data, r_result
     assert_close(out.loc["hosmer_lemeshow", "statistic"], r("logistic_adjusted", term, "statistic"), ML_REL, 0, "HL")
     assert_close(out.loc["hosmer_lemeshow", "p_value"], r("logistic_adjusted", term, "p_value"), ML_REL, 0, "HL p")
     assert f"on {int(r('logistic_adjusted', term, 'df'))} df" in out.loc["hosmer_lemeshow", "method"]
+    assert out.loc["hosmer_lemeshow", "df"] == r("logistic_adjusted", term, "df")
 
 
 def test_hosmer_lemeshow_by_hand():
@@ -71,7 +72,7 @@ def test_hosmer_lemeshow_by_hand():
     out = G.hosmer_lemeshow(y, p, groups=2).iloc[0]
     expected = (1 - 1.5) ** 2 / (1.5 * (1 - 1.5 / 5)) + (4 - 3.5) ** 2 / (3.5 * (1 - 3.5 / 5))
     assert out.statistic == pytest.approx(expected, rel=1e-12)
-    assert math.isnan(out.p_value) and "undefined" in out.warnings  # df = 0
+    assert math.isnan(out.p_value) and math.isnan(out.df) and "undefined" in out.warnings  # df = 0
 
 
 def test_single_binary_predictor_hosmer_lemeshow_is_undefined(reference_data):
@@ -125,3 +126,12 @@ def test_negative_binomial_matches_glm_nb(reference_data, r_results, assert_clos
     assert_close(
         theta.std_error, r("negative_binomial", "theta_glm_nb", "std_error"), GLM_NB_SE_THETA_REL, 0, "SE.theta"
     )
+
+
+@pytest.mark.parametrize("fitter", [G.poisson_regression, G.negative_binomial_regression])
+def test_rows_without_an_exposure_are_left_out_and_counted(fitter, reference_data):
+    d = reference_data("counts").copy()
+    d.loc[[1, 4, 7], "n_medicines"] = np.nan
+    out = fitter(d, "errors ~ after + age", exposure="n_medicines")
+    assert out["n"].iloc[0] == 197
+    assert "3 of 200 rows had a missing value in the model's variables and were left out" in out["warnings"].iloc[0]

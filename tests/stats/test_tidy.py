@@ -13,8 +13,10 @@ from analysis.stats import tidy
 
 
 def test_columns_in_order_with_extras_after():
-    out = tidy.frame([tidy.row("a", 1.0, method="m", n=3, extra="x"), tidy.row("b", method="m", n=None)])
+    out = tidy.frame([tidy.row("a", 1.0, method="m", n=3, extra="x"), tidy.row("b", df=4, method="m", n=None)])
     assert list(out.columns) == list(tidy.COLUMNS) + ["extra"]
+    assert tidy.COLUMNS[3:5] == ("statistic", "df")
+    assert math.isnan(out.loc[0, "df"]) and out.loc[1, "df"] == 4.0 and out["df"].dtype == "float64"
     assert str(out["n"].dtype) == "Int64" and out["n"].isna().tolist() == [False, True]
     assert math.isnan(out.loc[1, "estimate"])
     assert out["warnings"].tolist() == ["", ""]
@@ -58,3 +60,20 @@ def test_captured_keeps_sentences_when_the_block_raises():
         warnings.warn("did not converge", ConvergenceWarning, stacklevel=1)
         raise ZeroDivisionError
     assert "did not converge" in str(notes)
+
+
+def test_wald_rows_on_z_or_t_and_without_a_standard_error():
+    notes = tidy.Notes()
+    z_rows = tidy.frame(tidy.wald_rows(["a", "b"], [0.5, 1.0], [0.0, 0.25], exponentiate=False, method="m", n=10,
+                                       notes=notes, confidence=0.95)).set_index("term")
+    # a zero standard error leaves no test; b: z = 1 / 0.25 = 4, p = 2 * pnorm(-4) = 6.334248366623985e-05 (R)
+    assert z_rows.loc["a", ["statistic", "p_value"]].isna().all()
+    assert z_rows.loc["b", "statistic"] == 4.0
+    assert z_rows.loc["b", "p_value"] == pytest.approx(6.334248366623985e-05, rel=1e-12)
+    assert math.isnan(z_rows.loc["b", "df"])
+    t_rows = tidy.frame(tidy.wald_rows(["b"], [1.0], [0.25], exponentiate=False, method="m", n=10, notes=notes,
+                                       confidence=0.95, df=5)).set_index("term")
+    # R: 2 * pt(-4, 5) = 0.01032341548083145, qt(0.975, 5) = 2.570581835636314
+    assert t_rows.loc["b", "p_value"] == pytest.approx(0.01032341548083145, rel=1e-9)
+    assert t_rows.loc["b", "conf_low"] == pytest.approx(1.0 - 2.570581835636314 * 0.25, rel=1e-12)
+    assert t_rows.loc["b", "df"] == 5.0

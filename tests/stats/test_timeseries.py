@@ -9,7 +9,7 @@ from analysis.stats import timeseries as T
 # Least squares and a closed-form sandwich in both: agreement to rounding.
 CLOSED_FORM_REL = 1e-6
 TERMS = ("intercept", "pre_trend", "level_change", "slope_change", "post_trend")
-QUANTITIES = ("estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high")
+QUANTITIES = ("estimate", "std_error", "statistic", "df", "p_value", "conf_low", "conf_high")
 
 
 @pytest.fixture(scope="module")

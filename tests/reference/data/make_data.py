@@ -29,6 +29,7 @@ SEEDS = {
     "mixed": 20140706,
     "lmm": 20140707,
     "timeseries": 20140708,
+    "mixed_poisson": 20140709,
 }
 
 
@@ -187,6 +188,26 @@ def mixed() -> pd.DataFrame:
     return pd.concat([frame, crossed], ignore_index=True)
 
 
+def mixed_poisson() -> pd.DataFrame:
+    """Error counts with an exposure (days at risk) in 20 teams of 80 to 219 patients, overdispersed by a
+    team random intercept (SD 0.5 on the log scale)."""
+    rng = np.random.default_rng(SEEDS["mixed_poisson"])
+    sizes = rng.integers(80, 220, 20)
+    u_team = rng.normal(0, 0.5, 20)
+    parts = []
+    for k, size in enumerate(sizes):
+        after = (rng.random(size) < 0.5).astype(int)
+        age10 = np.round(rng.integers(25, 95, size) / 10 - 7, 1)
+        days = rng.integers(1, 30, size)
+        mu = days * np.exp(-2.3 - 0.4 * after + 0.1 * age10 + u_team[k])
+        parts.append(
+            pd.DataFrame(
+                {"team": f"T{k + 1:02d}", "after": after, "age10": age10, "days": days, "errors": rng.poisson(mu)}
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
 def lmm() -> pd.DataFrame:
     """Continuous outcome (MAI change) with a random intercept for team."""
     rng = np.random.default_rng(SEEDS["lmm"])
@@ -259,14 +280,16 @@ def study_patients() -> pd.DataFrame:
     """The reference study's 233 patients (missing discharge outcomes and MAI scores stay missing)."""
     from analysis.data import load
 
-    return _study_table(load("reference").patients, STUDY_PATIENT_COLUMNS)
+    patients = load("reference").tables["patients"]
+    # the MAI subgroup's age limit, as studies/reference.yml declares it (subgroups.mai)
+    return _study_table(patients.assign(age_65_plus=patients["age"] >= 65), STUDY_PATIENT_COLUMNS)
 
 
 def study_suggestions() -> pd.DataFrame:
     """The reference study's 850 pharmacist suggestions and whether each was accepted."""
     from analysis.data import load
 
-    return _study_table(load("reference").suggestions, STUDY_SUGGESTION_COLUMNS)
+    return _study_table(load("reference").tables["suggestions"], STUDY_SUGGESTION_COLUMNS)
 
 
 def main() -> None:
@@ -279,6 +302,7 @@ def main() -> None:
         "separation": separation,
         "counts": counts,
         "mixed": mixed,
+        "mixed_poisson": mixed_poisson,
         "lmm": lmm,
         "timeseries": timeseries,
         "study_patients": study_patients,
