@@ -4,9 +4,10 @@ Each notebook writes its own fragment (`<output>/ledger/<notebook>.json`), so no
 parallel never write the same file; `merge` joins the fragments into `<output>/results.json`, the
 one file the paper, the figures and the reviewer's verification read.
 
-An entry holds `estimate`, `conf_low`, `conf_high`, `p_value`, `n`, `method`, `warnings`, a one-line
-`description`, optionally the `published` value it reproduces, and `provenance`: the notebook and
-cell that recorded it and the hashes of the parameters and of the derived data it used.
+An entry holds the whole tidy row it was recorded from (`estimate`, `std_error`, `statistic`, `df`,
+`p_value`, `conf_low`, `conf_high`, `n`, `method`, `warnings`; a number that does not apply is left
+out), a one-line `description`, optionally the `published` value it reproduces, and `provenance`: the
+notebook and cell that recorded it and the hashes of the parameters and of the derived data it used.
 
 Floats are stored to 12 significant digits: far below any reported precision, and above the last
 bits that differ between BLAS builds, so a rerun elsewhere does not rewrite the file for noise.
@@ -27,7 +28,9 @@ from analysis.errors import StudyError
 from analysis.paths import ROOT, atomic_write, relative
 from analysis.provenance import sha256_file, sha256_json
 
-FIELDS = ("estimate", "conf_low", "conf_high", "p_value", "n")
+# The numbers of an entry, in the tidy columns' order; `compare` allows them a tolerance, every other
+# field must be equal. `df` is a float: Welch's and Satterthwaite's degrees of freedom are fractional.
+NUMBERS = ("estimate", "std_error", "statistic", "df", "p_value", "conf_low", "conf_high", "n")
 SIGNIFICANT = 12
 
 
@@ -54,6 +57,9 @@ class Entry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     description: str
     estimate: float | None = None
+    std_error: float | None = None
+    statistic: float | None = Field(None, description="the test statistic: chi-square, Mann-Whitney U, z, ...")
+    df: float | None = Field(None, description="degrees of freedom of the statistic's reference distribution")
     conf_low: float | None = None
     conf_high: float | None = None
     p_value: float | None = None
@@ -107,7 +113,8 @@ class Ledger:
     ) -> Entry:
         """Record one number. `result` is a one-row tidy frame, a row of one, a dict or a bare value.
 
-        Fields the result lacks may be given as keyword arguments (`method=`, `n=`...).
+        Every tidy number the result has is kept (a result without a `df` column, or with NaN, stores
+        None); fields the result lacks may be given as keyword arguments (`method=`, `n=`...).
         """
         if isinstance(result, pd.DataFrame):
             if len(result) != 1:
@@ -120,7 +127,7 @@ class Ledger:
             warnings = [w for w in warnings.split("\n") if w]
         entry = Entry(
             description=description,
-            **{key: _round(values.get(key)) for key in FIELDS if key != "n"},
+            **{key: _round(values.get(key)) for key in NUMBERS if key != "n"},
             n=None if values.get("n") is None or pd.isna(values.get("n")) else int(values["n"]),
             method=str(values.get("method") or ""),
             warnings=list(warnings),
@@ -225,8 +232,9 @@ def _names_markdown(study: Study, entries: dict[str, dict]) -> str:
         f"# Ledger names of study `{study.name}`",
         "",
         "Written by the runner with `results.json`; one line per reported number. Each entry in `results.json`",
-        "holds `estimate`, `conf_low`, `conf_high`, `p_value`, `n`, `method`, `warnings`, the published value",
-        "where one exists, and its provenance (notebook, cell, parameter and data hashes).",
+        "holds `estimate`, `std_error`, `statistic`, `df`, `p_value`, `conf_low`, `conf_high`, `n`, `method`,",
+        "`warnings` (the numbers that apply to it), the published value where one exists, and its provenance",
+        "(notebook, cell, parameter and data hashes).",
         "",
         "| name | what it is | notebook |",
         "|---|---|---|",
@@ -260,14 +268,23 @@ def read(path: str | Path) -> dict[str, Entry]:
 def compare(
     expected: dict[str, Entry], actual: dict[str, Entry], rtol: float = 1e-6, atol: float = 1e-9
 ) -> pd.DataFrame:
-    """Every difference between two ledgers, numbers compared as numbers.
+    """Every difference between two ledgers, in every field of every entry.
 
-    A number matches when |actual - expected| <= atol + rtol * |expected| (numpy's `isclose` rule);
-    a missing value matches only a missing value; `method` and `warnings` must be equal as text, and
-    so must the hashes of the parameters and derived data the entry was made from.
+    The numbers (`NUMBERS`) match when |actual - expected| <= atol + rtol * |expected| (numpy's
+    `isclose` rule). Every other field must be equal: `description`, `method` and `warnings`; the
+    published value and its source, which are copied from a paper rather than computed, so that any
+    change is an edit and not rounding noise; and the provenance (notebook, cell, and the hashes of
+    the parameters and derived data the entry was made from). A value present on one side only, a
+    published value included, is a difference. The fields are walked from the entry schema, so that a
+    field added to `Entry` is compared without a change here.
     Returns one row per difference (an empty frame when the ledgers agree): `name`, `field`,
-    `expected`, `actual`, `abs_diff`, `rel_diff`, `problem`.
+    `expected`, `actual`, `abs_diff`, `rel_diff`, `problem`; a missing value stays None.
     """
+
+    def close(a: float, b: float) -> bool:
+        return abs(b - a) <= atol + rtol * abs(a)
+
+    beyond, exactly = f"differs beyond rtol={rtol:g}, atol={atol:g}", "differs (compared exactly)"
     rows = []
     for name in sorted(set(expected) | set(actual)):
         if name not in actual:
@@ -277,22 +294,31 @@ def compare(
             rows.append(_difference(name, "entry", None, "present", "not in the committed ledger"))
             continue
         old, new = expected[name], actual[name]
-        for key in FIELDS:
+        for key in Entry.model_fields:
             a, b = getattr(old, key), getattr(new, key)
-            if a is None or b is None:
-                if (a is None) != (b is None):
-                    rows.append(_difference(name, key, a, b, "missing on one side"))
-            elif abs(b - a) > atol + rtol * abs(a):
-                rows.append(_difference(name, key, a, b, f"differs beyond rtol={rtol:g}, atol={atol:g}"))
-        for key in ("method", "warnings"):
-            if getattr(old, key) != getattr(new, key):
-                rows.append(_difference(name, key, getattr(old, key), getattr(new, key), "text differs"))
-        for key in ("parameters_sha256", "data_sha256"):
-            a, b = getattr(old.provenance, key), getattr(new.provenance, key)
-            if a != b:
-                rows.append(_difference(name, f"provenance.{key}", a, b, "made from other parameters or data"))
+            if isinstance(a, BaseModel) and isinstance(b, BaseModel):
+                for part in type(a).model_fields:
+                    field = f"{key}.{part}"
+                    problem = "made from other parameters or data" if part.endswith("sha256") else exactly
+                    rows += _field_difference(name, field, getattr(a, part), getattr(b, part), problem)
+            elif key in NUMBERS:
+                rows += _field_difference(name, key, a, b, beyond, close)
+            else:
+                # a published value on one side only is reported whole, as the dict it is written as
+                a, b = (v.model_dump(exclude_none=True) if isinstance(v, BaseModel) else v for v in (a, b))
+                rows += _field_difference(name, key, a, b, exactly)
     columns = ["name", "field", "expected", "actual", "abs_diff", "rel_diff", "problem"]
-    return pd.DataFrame(rows, columns=columns)
+    # object columns: a pandas float column would turn a missing value (None) into NaN
+    return pd.DataFrame(rows, columns=columns, dtype=object)
+
+
+def _field_difference(name, field, expected, actual, problem, close=None) -> list[dict]:
+    """[] when the two values agree (by `close` if given, else exactly), else the one difference."""
+    if (expected is None) != (actual is None):
+        return [_difference(name, field, expected, actual, "missing on one side")]
+    if expected is None or (close(expected, actual) if close else expected == actual):
+        return []
+    return [_difference(name, field, expected, actual, problem)]
 
 
 def _difference(name, field, expected, actual, problem) -> dict:

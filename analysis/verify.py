@@ -2,8 +2,10 @@
 
 The rebuild is a fresh run (no cache) of every notebook into a temporary folder, through the same
 runner users call; the committed outputs are never touched. Then, with stated tolerances:
-- ledger: every entry's numbers (|rebuilt - committed| <= ATOL + RTOL * |committed|), its method and
-  warnings, and the hashes of the parameters and data it was made from;
+- ledger: every field of every entry (`ledger.compare`): its numbers (estimate, std_error, statistic,
+  df, p_value, conf_low, conf_high, n) with |rebuilt - committed| <= ATOL + RTOL * |committed|; its
+  description, method, warnings, published value and source exactly; and its provenance (notebook,
+  cell, the hashes of the parameters and data it was made from); a field on one side only differs;
 - tables: every exported CSV, cell by cell, numbers with the same tolerances;
 - figures: every PNG by structural similarity (SSIM, a perceptual measure) >= SSIM_MIN;
 - manifest: the sha256 and row count of every raw input and derived table.
@@ -45,8 +47,8 @@ class Check:
     status: str  # "match", "differ", "missing" (committed, not rebuilt), "extra" (rebuilt, not committed)
     detail: str = ""
     measure: float | None = None
-    # for a ledger entry that differs: True when a number, method or warning moved, False when only the
-    # hashes of the parameters or data it was made from changed
+    # for a ledger entry that differs: True when anything but its provenance changed (a number, a text,
+    # the published value), False when only where it was recorded or what it was made from changed
     moved: bool = True
 
 
@@ -100,7 +102,7 @@ def compare_ledgers(committed: Path, rebuilt: Path) -> list[Check]:
     found: dict[str, list[str]] = {}
     moved: set[str] = set()
     for row in ledger.compare(old, new, rtol=RTOL, atol=ATOL).itertuples(index=False):
-        amount = f" (by {row.abs_diff:.3g})" if row.abs_diff is not None else ""
+        amount = f" (by {row.abs_diff:.3g})" if row.abs_diff is not None else ""  # None unless both are numbers
         found.setdefault(row.name, []).append(f"{row.field}: {row.expected} -> {row.actual}{amount}; {row.problem}")
         if not row.field.startswith("provenance."):
             moved.add(row.name)
@@ -271,7 +273,8 @@ def _markdown(result: Verification, payload: dict) -> str:
         lines.append("None.")
     unmoved = [c for c in result.differences if not c.moved]
     if unmoved:
-        lines += ["", f"## Same numbers, made from other parameters or data ({len(unmoved)} ledger entries)", "",
+        lines += ["", f"## Same values, other provenance: recorded elsewhere or made from other parameters or data "
+                  f"({len(unmoved)} ledger entries)", "",
                   ", ".join(f"`{c.item}`" for c in unmoved)]
     lines += ["", "## Every check", "", "| kind | item | status | detail |", "|---|---|---|---|"]
     lines += [f"| {c.kind} | `{c.item}` | {c.status} | {c.detail.replace('|', '/')} |" for c in result.checks]

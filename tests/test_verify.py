@@ -4,11 +4,14 @@ else is reported with what differed and by how much."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from analysis import verify
+from analysis import ledger, stats, verify
+from analysis.config import load_study
 
 
 def write_table(folder, name, text):
@@ -64,3 +67,86 @@ def test_manifests_compare_by_path_hash_and_rows(tmp_path):
 
 def test_a_verification_with_nothing_compared_does_not_pass():
     assert not verify.Verification(study="x").passed
+
+
+@pytest.fixture
+def ledgers(write_study, tmp_path):
+    """(committed, rebuilt): two folders holding the same results.json, recorded and merged by the ledger
+    from real statistics, as a rebuild that reproduced everything leaves them; tests then edit one."""
+    study = load_study(write_study())
+    book = ledger.Ledger(study, "x")
+    book.record("acceptance.chi2", stats.chi2_test(66, 101, 15, 108), "Pearson chi-square test")
+    book.record("acceptance.odds_ratio", stats.odds_ratio_woolf(66, 101, 15, 108), "Odds ratio, after vs before",
+                published={"estimate": 0.0855, "conf_low": 0.0437, "conf_high": 0.1672, "source": "Table 2"})
+    book.save()
+    committed = ledger.merge(study).parent
+    rebuilt = tmp_path / "rebuilt"
+    rebuilt.mkdir()
+    shutil.copy(committed / "results.json", rebuilt / "results.json")
+    return committed, rebuilt
+
+
+def edit(folder, name, change):
+    """Apply `change` to one entry of folder/results.json as written, as a hand edit would."""
+    path = folder / "results.json"
+    payload = json.loads(path.read_text())
+    change(payload["entries"][name])
+    path.write_text(json.dumps(payload))
+
+
+def only_difference(committed, rebuilt) -> verify.Check:
+    """The one ledger check that did not match, after checking that the verification as a whole fails."""
+    checks = verify.compare_ledgers(committed, rebuilt)
+    assert not verify.Verification(study="toy", checks=checks).passed
+    (check,) = [c for c in checks if c.status != "match"]
+    return check
+
+
+def test_a_rebuilt_ledger_identical_to_the_committed_one_passes(ledgers):
+    checks = verify.compare_ledgers(*ledgers)
+    assert [(c.item, c.status, c.detail) for c in checks] == [
+        ("acceptance.chi2", "match", ""), ("acceptance.odds_ratio", "match", "")]
+    assert verify.Verification(study="toy", checks=checks).passed
+
+
+def test_an_edited_description_fails_naming_the_entry_and_field(ledgers):
+    committed, rebuilt = ledgers
+    edit(rebuilt, "acceptance.chi2", lambda e: e.update(description="Pearson chi-square test, corrected"))
+    check = only_difference(committed, rebuilt)
+    assert (check.item, check.status, check.moved) == ("acceptance.chi2", "differ", True)
+    assert check.detail == ("description: Pearson chi-square test -> Pearson chi-square test, corrected; "
+                            "differs (compared exactly)")
+
+
+def test_an_edited_published_value_fails(ledgers):
+    committed, rebuilt = ledgers
+    # a slip in the last digit typed from the paper: 0.1672 -> 0.1673
+    edit(committed, "acceptance.odds_ratio", lambda e: e["published"].update(conf_high=0.1673))
+    check = only_difference(committed, rebuilt)
+    assert check.item == "acceptance.odds_ratio"
+    assert check.detail == "published.conf_high: 0.1673 -> 0.1672 (by 0.0001); differs (compared exactly)"
+
+
+def test_a_standard_error_moved_beyond_the_tolerance_fails_and_one_within_it_passes(ledgers):
+    committed, rebuilt = ledgers
+    se = ledger.read(committed / "results.json")["acceptance.odds_ratio"].std_error
+    # allowed: ATOL + RTOL * se = 1e-9 + 1e-6 * 0.348 = 3.49e-7; 5e-7 * se = 1.7e-7 is within, 2e-6 * se = 7.0e-7 is not
+    edit(rebuilt, "acceptance.odds_ratio", lambda e: e.update(std_error=se * (1 + 5e-7)))
+    assert all(c.status == "match" for c in verify.compare_ledgers(committed, rebuilt))
+    edit(rebuilt, "acceptance.odds_ratio", lambda e: e.update(std_error=se * (1 + 2e-6)))
+    check = only_difference(committed, rebuilt)
+    assert check.item == "acceptance.odds_ratio"
+    assert check.detail.startswith(f"std_error: {se} -> {se * (1 + 2e-6)} (by 6.96e-07); differs beyond rtol=")
+
+
+def test_a_field_on_one_side_only_fails_and_says_so(ledgers):
+    committed, rebuilt = ledgers
+    statistic = ledger.read(committed / "results.json")["acceptance.chi2"].statistic
+    edit(rebuilt, "acceptance.chi2", lambda e: e.pop("statistic"))
+    edit(rebuilt, "acceptance.odds_ratio", lambda e: e.pop("published"))
+    checks = {c.item: c for c in verify.compare_ledgers(committed, rebuilt)}
+    assert [c.status for c in checks.values()] == ["differ", "differ"]
+    assert checks["acceptance.chi2"].detail == f"statistic: {statistic} -> None; missing on one side"
+    assert checks["acceptance.odds_ratio"].detail == (
+        "published: {'estimate': 0.0855, 'conf_low': 0.0437, 'conf_high': 0.1672, 'source': 'Table 2'} -> None; "
+        "missing on one side")
