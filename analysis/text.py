@@ -2,7 +2,9 @@
 
 A placeholder `{{ name | style }}` (or `{{ name | style:digits }}`) is replaced by the ledger entry
 `name` formatted by `style`. Unknown names and styles are errors, never blanks, so a manuscript
-cannot quietly lose a number.
+cannot quietly lose a number. An entry the analysis could not estimate (no estimate, interval or
+p-value: a model that did not fit, say; its warnings say why) prints as "not estimated"; a field
+missing from an entry that has other numbers is an error, as the style does not suit that entry.
 
 Styles (digits default in brackets):
 - `est` [2]: the estimate; `est_ci` [2]: estimate with "(95% CI low to high)"; `ci` [2]: "low to high"
@@ -10,7 +12,9 @@ Styles (digits default in brackets):
   proportions in percentage points; `pp_ci` [1]: with its interval
 - `frac`: events/n of a proportion, with the percentage, e.g. "66/101 (65.3%)"
 - `p`: a p-value in the journal's style ("p<0.001", "p=0.03"); `n`, `int`: whole numbers
-- `nnt`: number needed to treat, rounded up (Altman), with its interval
+- `nnt`: number needed to treat in Altman's notation, rounded up: "NNTB 2 (95% CI 2 to 3)" for a
+  benefit, "NNTH ..." for a harm, and "NNTB 32 (95% CI NNTB 6 to infinity to NNTH 8)" when the
+  interval of the risk difference includes zero
 - `pub` [2]: the published value the entry reproduces, with its published interval; `pub_p`: its p-value
 """
 
@@ -25,6 +29,13 @@ from analysis.ledger import Entry
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\|\s*([a-z_]+)(?::(\d+))?\s*\}\}")
 STYLES: dict[str, tuple[Callable[[Entry, int], str], int]] = {}
+NOT_ESTIMATED = "not estimated"
+# the numbers the styles print from an entry; an entry with none of them was not estimated
+NUMBERS = ("estimate", "conf_low", "conf_high", "p_value")
+
+
+class NotEstimated(ValueError):
+    """The entry has no number to print: the analysis recorded it without an estimate."""
 
 
 def style(name: str, digits: int = 2):
@@ -43,6 +54,8 @@ def number(value: float, digits: int) -> str:
 def _need(entry: Entry, *fields: str) -> None:
     missing = [f for f in fields if getattr(entry, f) is None]
     if missing:
+        if all(getattr(entry, f) is None for f in NUMBERS):
+            raise NotEstimated
         raise ValueError(f"has no {', '.join(missing)}")
 
 
@@ -143,9 +156,38 @@ def _int(entry: Entry, digits: int) -> str:
 
 @style("nnt", 0)
 def _nnt(entry: Entry, digits: int) -> str:
-    _need(entry, "estimate", "conf_low", "conf_high")
-    low, high = sorted((math.ceil(entry.conf_low), math.ceil(entry.conf_high)))
-    return f"{math.ceil(entry.estimate)} (95% CI {low} to {high})"
+    """Altman's notation (BMJ 1998;317:1309), every number rounded up to a whole patient.
+
+    A positive NNT is a benefit (NNTB), a negative one a harm (NNTH), as
+    `analysis.stats.proportions.number_needed_to_treat` records them. The NNT interval is the reciprocal
+    of the risk reduction's interval: when that includes zero, the NNT interval runs from the NNTB limit
+    through infinity to the NNTH limit, and `conf_low` and `conf_high` have opposite signs (in either
+    order). An empty limit is infinite (a risk-difference limit of exactly zero), and so is an empty
+    estimate beside an interval through infinity (equal risks).
+    """
+    limits = [v for v in (entry.conf_low, entry.conf_high) if v is not None]
+    if not limits:
+        _need(entry, "conf_low", "conf_high")  # raises: an entry not estimated, or an NNT without interval
+    benefit = sorted(v for v in limits if v > 0)
+    harm = sorted(-v for v in limits if v < 0)
+    crosses = bool(benefit and harm)
+    if entry.estimate is None:
+        inside = crosses
+    else:
+        # on the risk-reduction scale (1/NNT; an infinite limit is 0) the interval is an ordinary one
+        reduction = sorted(1 / v for v in limits) if len(limits) == 2 else sorted((0.0, 1 / limits[0]))
+        inside = reduction[0] <= 1 / entry.estimate <= reduction[1]
+    if not inside:
+        raise ValueError(f"has no interval that contains its estimate ({entry.estimate} is outside "
+                         f"{entry.conf_low} to {entry.conf_high})")
+    if crosses:
+        interval = f"NNTB {math.ceil(benefit[0])} to infinity to NNTH {math.ceil(harm[0])}"
+    else:
+        interval = " to ".join([str(math.ceil(v)) for v in benefit or harm] + ["infinity"] * (2 - len(limits)))
+    if entry.estimate is None:
+        return f"infinity (95% CI {interval})"
+    label = "NNTB" if entry.estimate > 0 else "NNTH"
+    return f"{label} {math.ceil(abs(entry.estimate))} (95% CI {interval})"
 
 
 def render(template: str, entries: Mapping[str, Entry], where: str = "text") -> str:
@@ -163,6 +205,8 @@ def render(template: str, entries: Mapping[str, Entry], where: str = "text") -> 
         function, default = STYLES[style_name]
         try:
             return function(entries[name], int(digits) if digits else default)
+        except NotEstimated:
+            return NOT_ESTIMATED
         except ValueError as error:
             problems.append(f"'{name}' {error}, which style '{style_name}' needs")
             return match.group(0)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis import stats
 from analysis.analyses import published as published_values
+from analysis.analyses import published_check
 from analysis.analyses.results import combine, named, value
 from analysis.ledger import Entry
 
@@ -23,7 +23,7 @@ PRINTED_DECIMALS = {"team": 0}
 def from_counts(printed: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every published odds ratio, NNT and the harm test recomputed from the published counts alone:
     (results frame, the table for reviewers with published value, ours, tolerance and agreement)."""
-    table = stats.reproduce_published(printed["primary"], printed["reported"], printed["harm"])
+    table = published_check.reproduce_published(printed["primary"], printed["reported"], printed["harm"])
     terms = {term: (term.replace(":", "."), f"Recomputed from the published counts: {term.replace(':', ', ')}")
              for term in table["term"]}
     results = named(table, "published_check", terms)
@@ -50,9 +50,9 @@ def disagreeing(table: pd.DataFrame) -> list[str]:
 def acceptance(printed: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The smallest denominators consistent with 67.5% and 98% as printed, and how the tests depend on
     the denominators: (results frame, denominators table, sensitivity table)."""
-    smallest = stats.acceptance_denominators(printed["reported"], decimals=PRINTED_DECIMALS)
-    sensitivity = stats.acceptance_sensitivity(printed["reported"], denominators=DENOMINATORS,
-                                               decimals=PRINTED_DECIMALS)
+    smallest = published_check.acceptance_denominators(printed["reported"], decimals=PRINTED_DECIMALS)
+    sensitivity = published_check.acceptance_sensitivity(printed["reported"], denominators=DENOMINATORS,
+                                                         decimals=PRINTED_DECIMALS)
     results = named(smallest, "published_check.acceptance", {
         "smallest_denominator:standard": ("smallest_denominator_before", "Acceptance: the smallest number of "
                                           "suggestions before that gives the published percentage as printed"),
