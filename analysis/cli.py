@@ -175,8 +175,10 @@ def _data(parser: argparse.ArgumentParser):
         prepared = prepare(study, accept_new_data=args.accept_new_data)
         flow = prepared.flow.set_index(["stage", "period"])["n"]
         tag = " [synthetic data]" if study.synthetic else ""
+        others = "".join(f"; {len(frame)} {study.unit(name)}" for name, frame in prepared.tables.items()
+                         if name != study.main_table)
         print(f"{study.name}{tag}: {flow['screened', 'all']} screened, included {flow['included', 'before']} before "
-              f"and {flow['included', 'after']} after; {len(prepared.suggestions)} suggestions")
+              f"and {flow['included', 'after']} after{others}")
         print(f"derived tables in {relative(derived_dir(study))}/, manifest {relative(manifest_path(study))}")
         return 0
 
@@ -198,8 +200,9 @@ def _synthesize(parser: argparse.ArgumentParser):
     def handle(args) -> int:
         import time
 
-        from analysis.data import synthetic
+        from analysis.data import synthetic, synthetic_small
 
+        generators = (synthetic, synthetic_small)  # each: DATASETS, write_dataset, check_dataset
         if args.patients is not None:
             if args.out is None:
                 raise StudyError("--patients needs --out DIR: benchmark data are not written into data_raw/")
@@ -209,15 +212,18 @@ def _synthesize(parser: argparse.ArgumentParser):
             print(f"wrote {', '.join(relative(p) for p in paths)} in {time.perf_counter() - started:.1f} s")
             return 0
         if args.check:
-            differing = [path for dataset in synthetic.DATASETS.values() for path in synthetic.check_dataset(dataset)]
+            differing = [path for module in generators for dataset in module.DATASETS.values()
+                         for path in module.check_dataset(dataset)]
             if differing:
                 print(f"error: regenerating gives other bytes than the committed {', '.join(differing)}; run "
                       f"`python -m analysis synthesize` and review the change", file=sys.stderr)
                 return 1
-            print(f"synthetic datasets reproduce byte for byte: {', '.join(synthetic.DATASETS)}")
+            names = [name for module in generators for name in module.DATASETS]
+            print(f"synthetic datasets reproduce byte for byte: {', '.join(names)}")
             return 0
-        for dataset in synthetic.DATASETS.values():
-            print(f"{dataset.name}: wrote {', '.join(relative(p) for p in synthetic.write_dataset(dataset))}")
+        for module in generators:
+            for dataset in module.DATASETS.values():
+                print(f"{dataset.name}: wrote {', '.join(relative(p) for p in module.write_dataset(dataset))}")
         return 0
 
     return handle

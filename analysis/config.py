@@ -1,36 +1,155 @@
 """The study file: one YAML file per study, parsed into a typed object.
 
-A study names its data files and how their columns and codes map onto the compendium's data
-dictionary, the two periods, the covariates and cluster variables, the seeds and where outputs go.
-Adding a study is writing such a file; `studies/reference.yml` is the worked example.
+A study declares what it analyses: its tables (one or several units of analysis, each with the
+columns it uses, under the study's own names), the period (date windows or a column's values), who
+is eligible, the outcomes with their types, populations and analyses, covariates and clusters, seeds
+and where outputs go. Adding a study is writing such a file; nothing about any study is a constant
+in the library. `studies/README.md` documents every key.
 
 Every problem is a `StudyError` that names the file and the key: an unknown key (a typo would
-otherwise be silently ignored), a wrong type, a missing data file, periods that overlap.
+otherwise be silently ignored), a wrong type, a missing data file, a column used but not declared.
 """
 
 from __future__ import annotations
 
 import codecs
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from analysis.errors import StudyError
 from analysis.paths import ROOT, relative, resolve
 from analysis.provenance import sha256_json
 
 STUDIES_DIR = ROOT / "studies"
+PERIODS = ("before", "after")
+ColumnType = Literal["string", "integer", "number", "boolean", "date", "category"]
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _identifier(name: str, what: str) -> str:
+    if not NAME.match(name):
+        raise ValueError(f"{what} '{name}' must be letters, digits and underscores, not starting with a digit")
+    return name
+
+
+# ---------------------------------------------------------------------------------------------
+# Conditions: `age >= 65`, `arm == usual care`, `mai_pre_admission is not missing`
+
+
+_COMPARISON = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|==|!=|>|<)\s*(.+?)\s*$")
+_MISSING = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s+is\s+(not\s+)?missing\s*$")
+
+
+class Condition(_Strict):
+    """One comparison of a column with a value, written as text in the study file."""
+
+    column: str
+    operator: Literal[">=", "<=", "==", "!=", ">", "<", "is missing", "is not missing"]
+    value: float | str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Condition:
+        found = _MISSING.match(text)
+        if found:
+            return cls(column=found[1], operator="is not missing" if found[2] else "is missing")
+        found = _COMPARISON.match(text)
+        if not found:
+            raise ValueError(f"condition '{text}' is not of the form `column >= number`, `column == value` or "
+                             "`column is (not) missing`")
+        column, operator, value = found.groups()
+        value = value.strip("'\"")
+        try:
+            number: float | str = float(value)
+        except ValueError:
+            if operator not in ("==", "!="):
+                raise ValueError(f"condition '{text}': {operator} needs a number") from None
+            number = value
+        return cls(column=column, operator=operator, value=number)
+
+    def __str__(self) -> str:
+        if self.value is None:
+            return f"{self.column} {self.operator}"
+        value = f"{self.value:g}" if isinstance(self.value, float) else self.value
+        return f"{self.column} {self.operator} {value}"
+
+
+def _conditions(value: Any) -> Any:
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ValueError("expected a condition or a list of conditions")
+    return [Condition.parse(item) if isinstance(item, str) else item for item in items]
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+
+
+class ColumnSpec(_Strict):
+    """A column the study uses: where it is in the file and, unless the data dictionary knows the
+    name, what it holds."""
+
+    source: str | None = Field(None, alias="from", description="the column's name in the file; default its own")
+    type: ColumnType | None = None
+    label: str | None = Field(None, description="for tables and text, e.g. 'Age, years'")
+    description: str | None = None
+    unit: str | None = None
+    values: list[str] | None = Field(None, description="category: the allowed codes (in order, if ordered)")
+    ordered: bool = False
+    min: float | None = None
+    max: float | None = None
+    nullable: bool | None = Field(None, description="may a cell be empty; default: the dictionary's, else true")
+    skewed: bool = Field(False, description="summarise as median [Q1, Q3] in Table 1")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ColumnSpec:
+        if self.values is not None and self.type not in (None, "category"):
+            raise ValueError("`values` is for category columns")
+        if (self.min is not None or self.max is not None) and self.type not in (None, "integer", "number"):
+            raise ValueError("`min`/`max` are for integer and number columns")
+        return self
+
+
+class Derivation(_Strict):
+    """A column computed from others: days between two dates, or the difference of two numbers."""
+
+    days_between: tuple[str, str] | None = Field(None, description="[start date, end date]")
+    difference: tuple[str, str] | None = Field(None, description="[a, b]: a minus b")
+    label: str | None = None
+    skewed: bool = False
+
+    @model_validator(mode="after")
+    def _one(self) -> Derivation:
+        if (self.days_between is None) == (self.difference is None):
+            raise ValueError("give exactly one of `days_between` or `difference`")
+        return self
+
+    @property
+    def inputs(self) -> tuple[str, str]:
+        return self.days_between or self.difference  # type: ignore[return-value]
 
 
 class TableSource(_Strict):
-    """One raw table: where it is and how its columns and codes map onto the dictionary."""
+    """One raw table: where it is, how it is laid out, and the columns the study uses from it."""
 
     file: Path
     sheet: str | int | None = Field(None, description="Excel sheet name or 0-based index")
@@ -39,17 +158,23 @@ class TableSource(_Strict):
     date_format: str | None = Field(
         None, description="how dates written as text look, e.g. '%d/%m/%Y'; default ISO 8601 (2011-02-01)"
     )
-    columns: dict[str, str] = Field(default_factory=dict, description="dictionary column -> column in the file")
+    unit: str | None = Field(None, description="what a row is, plural, for text: 'patients'; default the table's name")
+    key: str | None = Field(None, description="the column that identifies a row (unique)")
+    belongs_to: str | None = Field(None, description="parent table: rows whose key the parent excluded are dropped")
+    period_column: str | None = Field(None, description="this table's own column for the period (default the study's)")
+    inherit: list[str] = Field(default_factory=list, description="columns copied from the parent row (belongs_to)")
+    columns: dict[str, str | ColumnSpec | None] = Field(
+        default_factory=dict, description="column -> its name in the file, or a declaration")
     values: dict[str, dict[Any, Any]] = Field(
-        default_factory=dict, description="dictionary column -> {code in the file: code in the dictionary}"
+        default_factory=dict, description="column -> {code in the file: code in the dictionary}"
     )
+    derive: dict[str, Derivation] = Field(default_factory=dict)
 
-    @field_validator("file")
+    @field_validator("columns", mode="before")
     @classmethod
-    def _exists(cls, path: Path) -> Path:
-        if not resolve(path).is_file():
-            raise ValueError(f"data file not found: {relative(resolve(path))}")
-        return path
+    def _list_of_names(cls, value: Any) -> Any:
+        # A bare list names columns that keep their names and the dictionary's definitions.
+        return dict.fromkeys(value) if isinstance(value, list) else value
 
     @field_validator("encoding")
     @classmethod
@@ -77,64 +202,207 @@ class TableSource(_Strict):
     def path(self) -> Path:
         return resolve(self.file)
 
+    def spec(self, column: str) -> ColumnSpec:
+        declared = self.columns.get(column)
+        if isinstance(declared, ColumnSpec):
+            return declared
+        return ColumnSpec(source=declared) if isinstance(declared, str) else ColumnSpec()
 
-class Data(_Strict):
-    patients: TableSource
-    suggestions: TableSource
+    def file_name(self, column: str) -> str:
+        return self.spec(column).source or column
+
+    def has(self, column: str) -> bool:
+        return column in self.columns or column in self.derive or column in self.inherit
+
+
+# ---------------------------------------------------------------------------------------------
+# Period, eligibility, outcomes
 
 
 class Window(_Strict):
+    """One period: a label, and either its first and last date or the value of the period column."""
+
     label: str
-    start: dt.date
-    end: dt.date
+    start: dt.date | None = None
+    end: dt.date | None = None
+    # StrictBool first: pydantic would otherwise read `value: true` as the integer 1, which a
+    # true/false period column (compared as the text "true") never holds, leaving both periods empty.
+    value: StrictBool | str | int | None = Field(None, description="the period column's value for this period")
 
     @model_validator(mode="after")
-    def _ordered(self) -> Window:
-        if self.end < self.start:
+    def _dates_or_value(self) -> Window:
+        dated = self.start is not None or self.end is not None
+        if dated and (self.start is None or self.end is None):
+            raise ValueError("give both `start` and `end`")
+        if dated == (self.value is not None):
+            raise ValueError("give either `start` and `end` (date windows) or `value` (the period column's value)")
+        if dated and self.end < self.start:  # type: ignore[operator]
             raise ValueError(f"end {self.end} is before start {self.start}")
         return self
 
 
-class Periods(_Strict):
-    """The two periods, defined by date windows on one date column; rows outside both are excluded."""
+class Period(_Strict):
+    """The two periods: date windows on a date column, or two values of a column (no dates)."""
 
-    date_column: Literal["admission_date"] = "admission_date"
+    column: str = Field(..., description="the date column (windows) or the column whose values are the periods")
     before: Window
     after: Window
 
     @model_validator(mode="after")
-    def _before_then_after(self) -> Periods:
-        if self.after.start <= self.before.end:
+    def _consistent(self) -> Period:
+        if (self.before.value is None) != (self.after.value is None):
+            raise ValueError("both periods are date windows, or both are values of the column")
+        if self.by_date and self.after.start <= self.before.end:  # type: ignore[operator]
             raise ValueError(
                 f"the after period starts ({self.after.start}) on or before the before period ends ({self.before.end})"
             )
+        if not self.by_date and str(self.before.value) == str(self.after.value):
+            raise ValueError(f"the two periods have the same value '{self.before.value}'")
+        return self
+
+    @property
+    def by_date(self) -> bool:
+        return self.before.value is None
+
+    def window(self, key: str) -> Window:
+        return getattr(self, key)
+
+    def labels(self) -> dict[str, str]:
+        return {key: self.window(key).label for key in PERIODS}
+
+
+class Exclusion(_Strict):
+    """One eligibility criterion of the main table: rows that do not `keep` are excluded, in order."""
+
+    keep: list[Condition]
+    excluded: str = Field(..., description="the excluded rows in words, e.g. 'aged under 18'")
+
+    @field_validator("keep", mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        return _conditions(value)
+
+
+OutcomeType = Literal["binary", "count", "continuous", "ordinal"]
+Missing = Literal["complete_case", "as_event", "as_no_event"]
+
+# What each type of outcome gets unless the study switches it off (`analyses: {name: false}`).
+ANALYSES: dict[str, tuple[str, ...]] = {
+    "binary": ("proportions", "nnt", "mixed", "logistic", "gee", "alternative_clusters", "time_series",
+               "leave_one_cluster_out", "by_cluster"),
+    "count": ("rates", "poisson", "negative_binomial", "mixed"),
+    "continuous": ("medians", "means", "rank_tests", "mixed"),
+    "ordinal": ("distribution", "trend", "proportional_odds"),
+}
+
+
+# Asked for by name only: a table and figure per cluster is long with many clusters.
+OFF_BY_DEFAULT = ("by_cluster",)
+SENSITIVITY_SKIPS = ("alternative_clusters", "time_series", "leave_one_cluster_out", "by_cluster")
+
+
+class Event(_Strict):
+    """How a binary outcome is read from a column that is not true/false."""
+
+    values: list[str | int | bool] | None = Field(None, description="the column's values that are an event")
+    above: float | None = Field(None, description="a number above this is an event (e.g. a count above 0)")
+
+    @model_validator(mode="after")
+    def _one(self) -> Event:
+        if (self.values is None) == (self.above is None):
+            raise ValueError("give exactly one of `values` or `above`")
         return self
 
 
-class Eligibility(_Strict):
-    min_age: int = Field(18, ge=0)
-    min_medicines: int = Field(0, ge=0)
+class Outcome(_Strict):
+    """An outcome: its type, where it comes from, for whom it is defined, and how it is analysed."""
+
+    type: OutcomeType
+    role: Literal["primary", "secondary"] = Field("primary", description="which notebook reports it")
+    table: str
+    column: str
+    label: str
+    short_label: str | None = Field(None, description="for figures; default the label")
+    axis_label: str | None = Field(None, description="continuous: the figure's value axis; default the label")
+    higher: Literal["better", "worse"] | None = Field(None, description="continuous: which direction is better")
+    event: Event | None = None
+    levels: list[str] | None = Field(None, description="ordinal: the levels, least to most")
+    exposure: str | None = Field(None, description="count: the exposure column (offset log(exposure))")
+    count: str | None = Field(None, description="binary: a column with the number of events, for a count model")
+    population: list[Condition] = Field(default_factory=list, description="conditions; default every row")
+    subgroup: str | None = Field(None, description="a subgroup declared under `subgroups:`")
+    covariates: list[str] | None = Field(None, description="adjustment set; default the study's covariates")
+    missing: Missing = Field("complete_case", description="binary: a missing outcome is left out, or counted "
+                                                          "as an event or as no event (worst/best case)")
+    sensitivity_of: str | None = Field(None, description="this outcome is a sensitivity analysis of another")
+    flow: str | None = Field(None, description="report rows with/without this outcome in the flow, under this name")
+    analyses: dict[str, bool] = Field(default_factory=dict, description="switch default analyses off or on")
+    quartiles: Literal[6, 7] = Field(6, description="quantile definition: 6 (SPSS, Minitab) or 7 (R, Excel)")
+
+    @field_validator("population", mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        return _conditions(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Outcome:
+        unknown = set(self.analyses) - set(ANALYSES[self.type])
+        if unknown:
+            raise ValueError(f"unknown analyses {sorted(unknown)} for a {self.type} outcome "
+                             f"(known: {', '.join(ANALYSES[self.type])})")
+        if self.levels is not None and self.type != "ordinal":
+            raise ValueError("`levels` is for ordinal outcomes")
+        if self.type == "ordinal" and not self.levels:
+            raise ValueError("an ordinal outcome needs its `levels`, least to most")
+        if self.event is not None and self.type != "binary":
+            raise ValueError("`event` is for binary outcomes")
+        if self.exposure is not None and self.type != "count":
+            raise ValueError("`exposure` is for count outcomes")
+        if (self.missing != "complete_case" or self.count) and self.type != "binary":
+            raise ValueError("`missing` and `count` are for binary outcomes")
+        return self
+
+    def does(self, analysis: str) -> bool:
+        """Whether the outcome gets this analysis: one of its type's, not switched off. A sensitivity
+        analysis of another outcome repeats its comparison and models, nothing more."""
+        if self.sensitivity_of is not None and analysis in SENSITIVITY_SKIPS:
+            return False
+        return analysis in ANALYSES[self.type] and self.analyses.get(analysis, analysis not in OFF_BY_DEFAULT)
+
+    @property
+    def short(self) -> str:
+        return self.short_label or self.label
 
 
-Cluster = Literal["team", "ward", "pharmacist"]
+class Subgroup(_Strict):
+    table: str
+    label: str
+    where: list[Condition]
+
+    @field_validator("where", mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        return _conditions(value)
 
 
 class Clusters(_Strict):
-    primary: Cluster = "team"
-    alternatives: list[Cluster] = Field(default_factory=lambda: ["ward", "pharmacist"])
+    primary: str | None = Field(None, description="the clustering unit of the mixed models; none: no clustering")
+    alternatives: list[str] = Field(default_factory=list, description="other units, as sensitivity analyses")
+
+
+class Robustness(_Strict):
+    leave_one_cluster_out_max: int = Field(
+        50, ge=2, description="leave-one-cluster-out is skipped, with a sentence, beyond this many clusters")
 
 
 class Seeds(_Strict):
-    models: int = Field(..., ge=0, description="seed for model fits that use random numbers (the Bayesian "
-                                                  "fit_map/fit_vb estimators; the default Laplace fit uses none)")
+    models: StrictInt = Field(..., ge=0, description="seed for model fits that use random numbers (the Bayesian "
+                                                     "fit_map/fit_vb estimators; the default Laplace fit uses none)")
 
 
 class Outputs(_Strict):
     folder: Path | None = Field(None, description="default data_derived/<study name>")
     notebooks: Path | None = Field(None, description="executed notebooks; default <folder>/notebooks")
-
-
-Covariate = Literal["age", "sex", "charlson", "n_medicines", "length_of_stay"]
 
 
 class Study(_Strict):
@@ -143,15 +411,18 @@ class Study(_Strict):
     name: str
     file: Path
     title: str
-    synthetic: bool = Field(..., description="true when the patient-level data are synthetic; shown on every result")
+    synthetic: StrictBool = Field(..., description="true when the data are synthetic; shown on every result")
     description: str = ""
-    data: Data
+    tables: dict[str, TableSource] = Field(..., description="the first table is the main one (the flow's units)")
     published: Path | None = Field(None, description="folder of published aggregates to compare against")
-    periods: Periods
-    eligibility: Eligibility = Field(default_factory=Eligibility)
-    covariates: list[Covariate] = Field(default_factory=lambda: ["age", "charlson", "n_medicines"])
-    discharge_covariates: list[Covariate] = Field(default_factory=lambda: ["length_of_stay"])
+    period: Period
+    eligibility: dict[str, Exclusion] = Field(default_factory=dict)
+    outcomes: dict[str, Outcome]
+    subgroups: dict[str, Subgroup] = Field(default_factory=dict)
+    covariates: list[str] = Field(default_factory=list)
+    table_one: list[str] | None = Field(None, description="Table 1 rows; default the covariates and the cluster")
     clusters: Clusters = Field(default_factory=Clusters)
+    robustness: Robustness = Field(default_factory=Robustness)
     seeds: Seeds
     outputs: Outputs = Field(default_factory=Outputs)
 
@@ -161,6 +432,108 @@ class Study(_Strict):
         if path is not None and not resolve(path).is_dir():
             raise ValueError(f"folder not found: {relative(resolve(path))}")
         return path
+
+    @field_validator("outcomes", "subgroups", "eligibility")
+    @classmethod
+    def _names(cls, value: dict) -> dict:
+        for key in value:
+            for part in key.split("."):
+                _identifier(part, "name")
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> Study:
+        problems = [*self._table_problems(), *self._column_problems()]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _table_problems(self) -> list[str]:
+        problems = []
+        if not self.tables:
+            problems.append("tables: declare at least one table")
+        for name, table in self.tables.items():
+            if not NAME.match(name) or name == "flow":
+                problems.append(f"tables.{name}: a table's name is letters, digits and underscores, and not 'flow'")
+            if not table.path.is_file():
+                problems.append(f"tables.{name}.file: data file not found: {relative(table.path)}")
+            if table.belongs_to is not None and table.belongs_to not in self.tables:
+                problems.append(f"tables.{name}.belongs_to: no table '{table.belongs_to}'")
+            if table.belongs_to is not None:
+                parent = self.tables.get(table.belongs_to)
+                if parent is not None and (parent.key is None or not table.has(parent.key)):
+                    problems.append(f"tables.{name}.belongs_to: the table needs the parent's key column "
+                                    f"(tables.{table.belongs_to}.key) among its columns")
+            if table.belongs_to is None and not table.has(self.period_column(name)):
+                problems.append(f"tables.{name}: the period column '{self.period_column(name)}' is not among its "
+                                "columns (declare it, or give the table `belongs_to` or `period_column`)")
+        for key, outcome in self.outcomes.items():
+            if outcome.table not in self.tables:
+                problems.append(f"outcomes.{key}.table: no table '{outcome.table}' (tables: {', '.join(self.tables)})")
+            if outcome.sensitivity_of is not None and outcome.sensitivity_of not in self.outcomes:
+                problems.append(f"outcomes.{key}.sensitivity_of: no outcome '{outcome.sensitivity_of}'")
+            if outcome.subgroup is not None and outcome.subgroup not in self.subgroups:
+                problems.append(f"outcomes.{key}.subgroup: no subgroup '{outcome.subgroup}'")
+        for key, group in self.subgroups.items():
+            if group.table not in self.tables:
+                problems.append(f"subgroups.{key}.table: no table '{group.table}'")
+        return problems
+
+    def _column_problems(self) -> list[str]:
+        problems = []
+
+        def need(where: str, table: str, column: str | None) -> None:
+            if column is not None and table in self.tables and not self.tables[table].has(column):
+                problems.append(f"{where}: column '{column}' is not declared in tables.{table}.columns")
+
+        main = self.main_table
+        for key, rule in self.eligibility.items():
+            for condition in rule.keep:
+                need(f"eligibility.{key}", main, condition.column)
+        for key, outcome in self.outcomes.items():
+            where = f"outcomes.{key}"
+            for column in (outcome.column, outcome.exposure, outcome.count):
+                need(where, outcome.table, column)
+            for condition in outcome.population:
+                need(f"{where}.population", outcome.table, condition.column)
+            for column in self.outcome_covariates(outcome):
+                need(f"{where}.covariates", outcome.table, column)
+            if outcome.does("mixed") or outcome.does("gee"):
+                need(f"{where}: clusters.primary", outcome.table, self.clusters.primary)
+            if outcome.type == "binary" and outcome.does("mixed") and outcome.does("alternative_clusters"):
+                for column in self.clusters.alternatives:
+                    need(f"{where}: clusters.alternatives", outcome.table, column)
+        for key, group in self.subgroups.items():
+            for condition in group.where:
+                need(f"subgroups.{key}", group.table, condition.column)
+        for name, table in self.tables.items():
+            for column, derivation in table.derive.items():
+                for source in derivation.inputs:
+                    need(f"tables.{name}.derive.{column}", name, source)
+        return problems
+
+    @property
+    def main_table(self) -> str:
+        return next(iter(self.tables))
+
+    def unit(self, table: str) -> str:
+        return self.tables[table].unit or table
+
+    def period_column(self, table: str) -> str:
+        return self.tables[table].period_column or self.period.column
+
+    def outcome_covariates(self, outcome: Outcome) -> list[str]:
+        return list(self.covariates if outcome.covariates is None else outcome.covariates)
+
+    def cluster_columns(self) -> list[str]:
+        return [c for c in [self.clusters.primary, *self.clusters.alternatives] if c is not None]
+
+    def table_one_columns(self) -> list[str]:
+        if self.table_one is not None:
+            return list(self.table_one)
+        main = self.tables[self.main_table]
+        default = [*self.covariates, *([self.clusters.primary] if self.clusters.primary else [])]
+        return [c for c in dict.fromkeys(default) if main.has(c)]
 
     @property
     def output_dir(self) -> Path:
@@ -176,7 +549,7 @@ class Study(_Strict):
 
     def raw_files(self) -> list[Path]:
         """Every raw input the study reads: its data tables and the published aggregates."""
-        files = [self.data.patients.path, self.data.suggestions.path]
+        files = [table.path for table in self.tables.values()]
         if self.published is not None:
             files += sorted(resolve(self.published).glob("*.csv"))
         return files
@@ -207,6 +580,17 @@ def study_path(name_or_path: str | Path) -> Path:
     return STUDIES_DIR / f"{text}.yml"
 
 
+def read_yaml(path: Path) -> Any:
+    """A study file's YAML, with two equal keys an error; StudyError names the file."""
+    where = relative(path)
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except StudyError as error:
+        raise StudyError(f"{where}: {error}") from None
+    except yaml.YAMLError as error:
+        raise StudyError(f"{where}: not valid YAML: {error}") from None
+
+
 def load_study(name_or_path: str | Path) -> Study:
     """Parse and check a study file; any problem is a StudyError naming the file and the key."""
     path = study_path(name_or_path)
@@ -214,12 +598,7 @@ def load_study(name_or_path: str | Path) -> Study:
     if not path.is_file():
         known = ", ".join(list_studies()) or "none"
         raise StudyError(f"{where}: study file not found (studies here: {known})")
-    try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
-    except StudyError as error:
-        raise StudyError(f"{where}: {error}") from None
-    except yaml.YAMLError as error:
-        raise StudyError(f"{where}: not valid YAML: {error}") from None
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise StudyError(f"{where}: expected a mapping of keys at the top level, found {type(raw).__name__}")
     for reserved in ("name", "file"):
@@ -242,7 +621,7 @@ def _describe(where: str, error: ValidationError) -> str:
             message = "required key is missing"
         elif "input" in item and not isinstance(item["input"], dict | list):
             message += f" (got {item['input']!r})"
-        problems.append(f"key '{key}': {message}")
+        problems.append(f"key '{key}': {message}" if key != "(top level)" else message)
     head = f"{where}: {problems[0]}"
     if len(problems) == 1:
         return head

@@ -20,10 +20,12 @@ from analysis.text import render
 def banner(study: Study) -> Markdown:
     """Stated at the top of every notebook that shows results."""
     if study.synthetic:
+        source = (" generated from published aggregates by a seeded generator: counts match what was published, "
+                  "other results illustrate the method" if study.published is not None else
+                  " made by a seeded generator: the results illustrate the method")
         return Markdown(
-            f"> **Synthetic data.** Study `{study.name}`: {study.title}. The patient-level data are synthetic, "
-            "generated from published aggregates by a seeded generator: counts match what was published, other "
-            "results illustrate the method and are not evidence about real patients."
+            f"> **Synthetic data.** Study `{study.name}`: {study.title}. The data are synthetic,{source} and are "
+            "not evidence about real patients."
         )
     return Markdown(f"> Study `{study.name}`: {study.title}.")
 

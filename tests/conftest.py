@@ -11,13 +11,16 @@ import yaml
 def minimal_spec(tmp_path) -> dict:
     """The smallest valid study file's contents, writing only under tmp_path."""
     raw = tmp_path / "raw.csv"
-    raw.write_text("x\n1\n")
+    raw.write_text("id,admitted,event\n1,2020-03-01,true\n2,2021-03-01,false\n")
     return {
         "title": "Toy study",
         "synthetic": True,
-        "data": {"patients": {"file": str(raw)}, "suggestions": {"file": str(raw)}},
-        "periods": {"before": {"label": "Before", "start": "2020-01-01", "end": "2020-12-31"},
-                    "after": {"label": "After", "start": "2021-01-01", "end": "2021-12-31"}},
+        "tables": {"patients": {"file": str(raw), "key": "id", "columns": {
+            "id": {"type": "string"}, "admitted": {"type": "date"}, "event": {"type": "boolean"}}}},
+        "period": {"column": "admitted",
+                   "before": {"label": "Before", "start": "2020-01-01", "end": "2020-12-31"},
+                   "after": {"label": "After", "start": "2021-01-01", "end": "2021-12-31"}},
+        "outcomes": {"event": {"type": "binary", "table": "patients", "column": "event", "label": "Event"}},
         "seeds": {"models": 1},
         "outputs": {"folder": str(tmp_path / "out"), "notebooks": str(tmp_path / "executed")},
     }

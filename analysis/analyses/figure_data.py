@@ -1,86 +1,158 @@
-"""Notebook 07_figures: the frames each publication figure is drawn from.
+"""Notebook 07_figures: which figures a study gets, and the frames each is drawn from.
 
-Numbers come from the ledger (proportions, odds ratios, published values) and from the tables the
-other notebooks exported (harm, monthly series, acceptance by team); only the MAI distribution,
-which no summary can show, is drawn from the derived patient table.
+The figures follow the declared outcomes: proportions of the binary outcomes, a forest plot of their
+odds ratios (with their sensitivity analyses), the monthly series, the levels of each ordinal
+outcome, the values of the continuous outcomes (grouped by subgroup), and a binary outcome by
+cluster where the study asks for it (`by_cluster`). Numbers come from the ledger and from the tables
+the other notebooks exported; only continuous values, which no summary can show, are drawn from the
+derived tables.
 """
 
 from __future__ import annotations
 
-import pandas as pd
+from dataclasses import dataclass, field
 
-from analysis.analyses.secondary import CHANGES, mai_subgroup
-from analysis.config import Study
+import pandas as pd
+from matplotlib.figure import Figure as Drawn
+
+from analysis import figures
+from analysis.analyses.outcomes import outcome_data
+from analysis.config import PERIODS, Study
 from analysis.ledger import Entry
 
-PROPORTION_OUTCOMES = {
-    "admission_error": "Error at admission",
-    "discharge_error": "Error at discharge",
-    "severe_discharge_error": "Potentially severe error at discharge",
-    "acceptance": "Suggestion accepted",
-}
-FOREST_ROWS = [
-    ("Error at admission", "Unadjusted", "admission_error.odds_ratio_unadjusted"),
-    ("Error at admission", "Adjusted, mixed-effects", "admission_error.odds_ratio_adjusted"),
-    ("Error at admission", "GEE, population-averaged", "admission_error.odds_ratio_gee"),
-    ("Error at discharge", "Unadjusted", "discharge_error.odds_ratio_unadjusted"),
-    ("Error at discharge", "Adjusted, mixed-effects", "discharge_error.odds_ratio_adjusted"),
-    ("Error at discharge", "GEE, population-averaged", "discharge_error.odds_ratio_gee"),
-    ("Error at discharge", "Missing as error", "discharge_error_missing_as_error.odds_ratio_adjusted"),
-    ("Error at discharge", "Missing as no error", "discharge_error_missing_as_no_error.odds_ratio_adjusted"),
-]
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure of the study: its file name, the figure function, the outcomes it shows."""
+
+    name: str
+    kind: str  # proportions, forest, monthly, levels, values, by_cluster
+    keys: tuple[str, ...] = ()
+    options: dict = field(default_factory=dict)
 
 
-def _labels(study: Study) -> dict[str, str]:
-    return {"before": study.periods.before.label, "after": study.periods.after.label}
+def _main_binary(study: Study) -> list[str]:
+    return [k for k, o in study.outcomes.items() if o.type == "binary" and o.sensitivity_of is None
+            and o.does("proportions")]
 
 
-def proportions(entries: dict[str, Entry], study: Study) -> pd.DataFrame:
+def figures_of(study: Study, has_monthly: bool) -> list[Figure]:
+    """The study's figures, in the order the notebook draws them."""
+    binary = _main_binary(study)
+    found = []
+    if binary:
+        found.append(Figure("proportions", "proportions", tuple(binary)))
+    # the headline figure: the primary outcomes' odds ratios (all binary outcomes when none is primary)
+    modelled = [k for k in binary if study.outcomes[k].does("mixed")]
+    headline = [k for k in modelled if study.outcomes[k].role == "primary"] or modelled
+    if headline:
+        found.append(Figure("forest", "forest", tuple(headline)))
+    for key, o in study.outcomes.items():
+        if o.type == "ordinal":
+            found.append(Figure(f"{key.replace('.', '_')}_levels", "levels", (key,)))
+    groups: dict[str, list[str]] = {}
+    for key, o in study.outcomes.items():
+        if o.type == "continuous":
+            groups.setdefault(o.subgroup or key.replace(".", "_"), []).append(key)
+    found += [Figure(f"{group}_values", "values", tuple(keys)) for group, keys in groups.items()]
+    if has_monthly:
+        found.append(Figure("monthly", "monthly"))
+    for key, o in study.outcomes.items():
+        if o.does("by_cluster") and study.clusters.primary:
+            found.append(Figure(f"{key.replace('.', '_')}_by_{study.clusters.primary}", "by_cluster", (key,)))
+    return found
+
+
+def proportions(entries: dict[str, Entry], study: Study, keys: tuple[str, ...]) -> pd.DataFrame:
     rows = []
-    for key, label in PROPORTION_OUTCOMES.items():
-        for period, period_label in _labels(study).items():
+    labels = study.period.labels()
+    for key in keys:
+        for period in PERIODS:
             p, events = entries[f"{key}.proportion_{period}"], entries[f"{key}.events_{period}"]
-            rows.append({"outcome": label, "period": period, "period_label": period_label, "estimate": p.estimate,
-                         "conf_low": p.conf_low, "conf_high": p.conf_high, "events": int(events.estimate),
-                         "n": p.n})
+            if p.estimate is None:
+                continue
+            rows.append({"outcome": study.outcomes[key].short, "period": period, "period_label": labels[period],
+                         "estimate": p.estimate, "conf_low": p.conf_low, "conf_high": p.conf_high,
+                         "events": int(events.estimate), "n": p.n})
     return pd.DataFrame(rows)
 
 
-def forest(entries: dict[str, Entry]) -> pd.DataFrame:
+def forest(entries: dict[str, Entry], study: Study, keys: tuple[str, ...]) -> pd.DataFrame:
+    """Unadjusted, mixed-effects and GEE odds ratios of each outcome, then its sensitivity analyses."""
     rows = []
-    for outcome, analysis, name in FOREST_ROWS:
-        entry = entries[name]
-        published = entry.published
-        rows.append({"outcome": outcome, "analysis": analysis, "estimate": entry.estimate,
-                     "conf_low": entry.conf_low, "conf_high": entry.conf_high,
-                     "published_estimate": published.estimate if published else float("nan"),
-                     "published_low": published.conf_low if published else float("nan"),
-                     "published_high": published.conf_high if published else float("nan")})
-    return pd.DataFrame(rows).astype({"published_estimate": float, "published_low": float, "published_high": float})
+    for key in keys:
+        adjusted = "adjusted" if study.outcome_covariates(study.outcomes[key]) else "mixed"
+        analyses = [("Unadjusted", f"{key}.odds_ratio_unadjusted"),
+                    (f"{adjusted.capitalize()}, mixed-effects" if adjusted == "adjusted" else "Mixed-effects",
+                     f"{key}.odds_ratio_{adjusted}"),
+                    ("GEE, population-averaged", f"{key}.odds_ratio_gee")]
+        for variant, o in study.outcomes.items():
+            if o.sensitivity_of == key and o.does("mixed"):
+                analyses.append((o.short, f"{variant}.odds_ratio_{adjusted}"))
+        for analysis, name in analyses:
+            entry = entries.get(name)
+            if entry is None or entry.estimate is None:
+                continue
+            published = entry.published
+            rows.append({"outcome": study.outcomes[key].short, "analysis": analysis, "estimate": entry.estimate,
+                         "conf_low": entry.conf_low, "conf_high": entry.conf_high,
+                         "published_estimate": published.estimate if published else float("nan"),
+                         "published_low": published.conf_low if published else float("nan"),
+                         "published_high": published.conf_high if published else float("nan")})
+    columns = ["published_estimate", "published_low", "published_high"]
+    return pd.DataFrame(rows).astype(dict.fromkeys(columns, float))
 
 
-def harm(table: pd.DataFrame) -> pd.DataFrame:
-    return table[["period_label", "severity", "count"]]
+def levels(table: pd.DataFrame) -> pd.DataFrame:
+    return table.rename(columns={"level": "severity"})[["period_label", "severity", "count"]]
 
 
-def mai(patients: pd.DataFrame, study: Study) -> pd.DataFrame:
-    d = mai_subgroup(patients)
-    labels = _labels(study)
-    frames = [
-        pd.DataFrame({"period_label": d["period"].astype(str).map(labels),
-                      "timepoint": label.removeprefix("MAI change from ").replace("before admission", "pre-admission"),
-                      "change": d[column].astype(int).to_numpy()})
-        for column, label in CHANGES.values()
-    ]
+def values(tables: dict[str, pd.DataFrame], study: Study, keys: tuple[str, ...]) -> pd.DataFrame:
+    """One row per analysed row and outcome: its period and value."""
+    labels = study.period.labels()
+    frames = []
+    for key in keys:
+        d = outcome_data(tables, study, key)
+        frames.append(pd.DataFrame({"period_label": d["period"].astype(str).map(labels),
+                                    "timepoint": study.outcomes[key].short, "change": d["y"].to_numpy()}))
     return pd.concat(frames, ignore_index=True)
 
 
 def monthly(table: pd.DataFrame, study: Study) -> pd.DataFrame:
-    labels = _labels(study)
+    labels = study.period.labels()
     return table.assign(month=pd.to_datetime(table["month"] + "-01"),
                         period_label=table["period"].map(labels))[
         ["measure", "month", "period", "period_label", "events", "n", "proportion", "fitted", "centre", "lcl", "ucl"]]
 
 
-def acceptance_by_team(table: pd.DataFrame) -> pd.DataFrame:
-    return table[["team", "period_label", "accepted", "n", "estimate", "conf_low", "conf_high"]]
+def by_cluster(table: pd.DataFrame) -> pd.DataFrame:
+    return table.rename(columns={"cluster": "team", "events": "accepted"})[
+        ["team", "period_label", "accepted", "n", "estimate", "conf_low", "conf_high"]]
+
+
+def draw(figure: Figure, study: Study, entries: dict[str, Entry], tables: dict[str, pd.DataFrame],
+         exported) -> Drawn:
+    """Draw one of the study's figures; `exported(name)` reads a table another notebook exported."""
+    outcomes = [study.outcomes[k] for k in figure.keys]
+    units = list(dict.fromkeys(study.unit(o.table) for o in outcomes))
+    if figure.kind == "proportions":
+        return figures.proportions(proportions(entries, study, figure.keys),
+                                   xlabel=f"{' or '.join(units).capitalize()} (%)")
+    if figure.kind == "forest":
+        return figures.forest(forest(entries, study, figure.keys))
+    if figure.kind == "levels":
+        (key,) = figure.keys
+        return figures.harm_severity(levels(exported(f"{outcomes[0].role}_{key}_levels")),
+                                     severities=tuple(outcomes[0].levels or ()),
+                                     xlabel=f"{units[0].capitalize()} (%)", legend_title=outcomes[0].short)
+    if figure.kind == "values":
+        first = outcomes[0]
+        worse = {"worse": "(higher = worse)", "better": "(higher = better)"}.get(first.higher or "", "")
+        return figures.mai_change(values(tables, study, figure.keys), ylabel=first.axis_label or first.label,
+                                  worse=worse)
+    if figure.kind == "monthly":
+        return figures.monthly(monthly(exported("monthly"), study), change=study.period.after.start,
+                               xlabel="Month")
+    (key,) = figure.keys
+    return figures.acceptance_by_team(by_cluster(exported(f"{outcomes[0].role}_{key}_by_{study.clusters.primary}")),
+                              xlabel=f"{outcomes[0].short} (%)")

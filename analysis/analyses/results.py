@@ -27,6 +27,17 @@ def named(frame: pd.DataFrame, prefix: str, terms: dict[str, tuple[str, str]], l
     return rows[["name", "description", *COLUMNS]]
 
 
+def not_estimated(prefix: str, terms: dict[str, tuple[str, str]], label: str, reason: str, **fields) -> pd.DataFrame:
+    """The rows `named` would give, with no value and `reason` as their warning: an analysis the data
+    do not allow is recorded as such, not dropped. `fields` fill further `{...}` in the descriptions."""
+    rows = [dict.fromkeys(COLUMNS) | {"term": term, "method": "not estimated", "warnings": reason}
+            for term in terms]
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    frame.insert(0, "name", [f"{prefix}.{terms[t][0]}" for t in terms])
+    frame.insert(1, "description", [terms[t][1].format(label=label, **fields) for t in terms])
+    return frame
+
+
 def value(name: str, description: str, estimate: float, method: str, n: int | None = None) -> pd.DataFrame:
     """A one-row results frame for a number that is not a model output (a count, a setting)."""
     row = dict.fromkeys(COLUMNS)
@@ -35,4 +46,6 @@ def value(name: str, description: str, estimate: float, method: str, n: int | No
 
 
 def combine(*frames: pd.DataFrame) -> pd.DataFrame:
-    return pd.concat([f for f in frames if len(f)], ignore_index=True)
+    """The frames one after the other; with none (nothing to report), an empty results frame."""
+    kept = [f for f in frames if len(f)]
+    return pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=["name", "description", *COLUMNS])

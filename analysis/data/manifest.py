@@ -58,12 +58,12 @@ def _read_sidecar(path: Path) -> dict:
 
 
 def raw_inputs(study: Study) -> dict[str, Path]:
-    """Every raw input of the study by role: the two tables, published tables, generator metadata."""
-    inputs = {"patients": study.data.patients.path, "suggestions": study.data.suggestions.path}
+    """Every raw input of the study by role: its tables, published tables, generator metadata."""
+    inputs = {name: table.path for name, table in study.tables.items()}
     if study.published is not None:
         for path in sorted(resolve(study.published).glob("*.csv")):
             inputs[f"published:{path.name}"] = path
-    sidecar = find_generator_metadata([inputs["patients"], inputs["suggestions"]])
+    sidecar = find_generator_metadata([table.path for table in study.tables.values()])
     if sidecar is not None:
         inputs["generator"] = sidecar
     return inputs

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis.config import Study, load_study
-from analysis.data.derive import derive_patients, derive_suggestions, flow
+from analysis.data.derive import derive_all, flow
 from analysis.data.manifest import (
     build_manifest,
     changed_message,
@@ -35,21 +35,21 @@ from analysis.errors import StudyError
 from analysis.paths import atomic_write, relative, resolve
 from analysis.provenance import sha256_file
 
-TABLES = ("patients", "suggestions", "flow")
+FLOW = "flow"
 
 
 @dataclass(frozen=True)
 class Prepared:
     """A study's analysis-ready data.
 
-    `patients`, `suggestions`, `flow`: the derived tables (columns in data_raw/DICTIONARY.md);
+    `tables`: the derived tables by the study file's names (their columns: the declared ones, then
+    the derived, see data_raw/DICTIONARY.md); `flow`: the flow of the main table's rows;
     `published`: the published aggregates by table (`primary`, `harm`, `reported`), typed, empty
     when the study has none; `manifest`: the content of manifest.json.
     """
 
     study: Study
-    patients: pd.DataFrame
-    suggestions: pd.DataFrame
+    tables: dict[str, pd.DataFrame]
     flow: pd.DataFrame
     published: dict[str, pd.DataFrame] = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
@@ -57,6 +57,9 @@ class Prepared:
     @property
     def synthetic(self) -> bool:
         return self.study.synthetic
+
+    def table(self, name: str) -> pd.DataFrame:
+        return self.tables[name]
 
 
 def _study(study: Study | str | Path) -> Study:
@@ -80,17 +83,13 @@ def prepare(study: Study | str | Path, accept_new_data: bool = False) -> Prepare
     if changes and not accept_new_data:
         raise StudyError(changed_message(study, changes))
     validated = validate_study(study)
-    patients = derive_patients(validated.patients, study)
-    frames = {
-        "patients": patients,
-        "suggestions": derive_suggestions(validated.suggestions, patients, study),
-        "flow": flow(validated.patients, study),
-    }
-    rows = {name: len(validated.tables[name].raw.frame) for name in ("patients", "suggestions")}
+    derived = derive_all(validated.frames, study)
+    frames = {**derived, FLOW: flow(validated.frames[study.main_table], study)}
+    rows = {name: len(validated.tables[name].raw.frame) for name in study.tables}
     rows.update({f"published:{t.raw.path.name}": len(t.raw.frame)
                  for name, t in validated.tables.items() if name.startswith("published.")})
     manifest = _write_set(study, frames, rows)
-    return Prepared(study, frames["patients"], frames["suggestions"], frames["flow"], validated.published, manifest)
+    return Prepared(study, derived, frames[FLOW], validated.published, manifest)
 
 
 def _write_set(study: Study, frames: dict[str, pd.DataFrame], input_rows: dict[str, int]) -> dict:
@@ -175,7 +174,7 @@ def load(study: Study | str | Path) -> Prepared:
         raise StudyError(f"{relative(manifest_path(study))}: no derived data for study '{study.name}' yet; {rerun}")
     frames = {}
     recorded_outputs = {entry["path"]: entry for entry in manifest.get("outputs", [])}
-    for name in TABLES:
+    for name in [*study.tables, FLOW]:
         path = derived_dir(study) / f"{name}.parquet"
         recorded = recorded_outputs.get(output_key(study, path))
         if not path.is_file() or recorded is None:
@@ -187,5 +186,5 @@ def load(study: Study | str | Path) -> Prepared:
     changes = raw_changes(study)
     if changes:
         raise StudyError(changed_message(study, changes))
-    return Prepared(study, frames["patients"], frames["suggestions"], frames["flow"], validate_published(study),
-                    manifest)
+    flow_frame = frames.pop(FLOW)
+    return Prepared(study, frames, flow_frame, validate_published(study), manifest)

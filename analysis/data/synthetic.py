@@ -43,8 +43,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import yaml
+from pydantic import ValidationError
 
-from analysis.config import Eligibility, Periods, TableSource
+from analysis.config import Exclusion, Period, TableSource, read_yaml
 from analysis.data import shapes
 from analysis.data.dictionary import raw_tables
 from analysis.data.manifest import GENERATOR_SUFFIX
@@ -368,7 +369,7 @@ def _days(date: dt.date) -> int:
     return (date - dt.date(1970, 1, 1)).days
 
 
-def generate(p: Parameters, targets: Targets, periods: Periods, eligibility: Eligibility) -> Generated:
+def generate(p: Parameters, targets: Targets, periods: Period, eligibility: Eligibility) -> Generated:
     """A synthetic cohort (patients and suggestions, dictionary columns and codes) hitting `targets`."""
     n_before = targets.before.patients if p.patients_before is None else p.patients_before
     n_after = targets.after.patients if p.patients_after is None else p.patients_after
@@ -659,7 +660,7 @@ def _round(value: float) -> float:
     return float(f"{value:.6g}")
 
 
-def _achieved(patients: pd.DataFrame, suggestions: pd.DataFrame, periods: Periods, eligibility: Eligibility) -> dict:
+def _achieved(patients: pd.DataFrame, suggestions: pd.DataFrame, periods: Period, eligibility: Eligibility) -> dict:
     """What the files show, computed back from the generated tables (written to the sidecar)."""
     result = {}
     for key in ("before", "after"):
@@ -728,22 +729,32 @@ EXAMPLE = Dataset(
 DATASETS = {d.name: d for d in (REFERENCE, EXAMPLE)}
 
 
-def _study_layout(study: str | Path) -> tuple[Periods, Eligibility, dict[str, TableSource]]:
-    """Periods, eligibility and the two tables' layout from a study file.
+@dataclass(frozen=True)
+class Eligibility:
+    """The thresholds the generator makes ineligible patients for, read from the study's criteria
+    (`age >= X`, `n_medicines >= Y`; 0 when the study has no such criterion)."""
 
-    The data files need not exist yet (the generator makes them), so the tables' layout is taken
-    without the existence check `load_study` applies; everything else is validated as usual.
+    min_age: int = 0
+    min_medicines: int = 0
+
+
+def _study_layout(study: str | Path) -> tuple[Period, Eligibility, dict[str, TableSource]]:
+    """Period windows, eligibility and the two tables' layout from a study file.
+
+    The data files need not exist yet (the generator makes them), so the tables are checked alone,
+    without the study-wide checks `load_study` applies.
     """
     path = resolve(study)
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    sources = {}
-    for name in ("patients", "suggestions"):
-        spec = raw["data"][name]
-        unknown = set(spec) - set(TableSource.model_fields)
-        if unknown:
-            raise StudyError(f"{relative(path)}: key 'data.{name}.{sorted(unknown)[0]}': unknown key")
-        sources[name] = TableSource.model_construct(**spec)
-    return Periods.model_validate(raw["periods"]), Eligibility.model_validate(raw.get("eligibility", {})), sources
+    raw = read_yaml(path)
+    try:
+        sources = {name: TableSource.model_validate(raw["tables"][name]) for name in ("patients", "suggestions")}
+        period = Period.model_validate(raw["period"])
+        rules = {key: Exclusion.model_validate(rule) for key, rule in (raw.get("eligibility") or {}).items()}
+    except (KeyError, TypeError, ValidationError) as error:
+        raise StudyError(f"{relative(path)}: not a study file the generator can lay out ({error})") from None
+    thresholds = {c.column: int(c.value) for rule in rules.values() for c in rule.keep
+                  if c.operator == ">=" and c.column in ("age", "n_medicines")}
+    return period, Eligibility(thresholds.get("age", 0), thresholds.get("n_medicines", 0)), sources
 
 
 def _inverse_codes(column: str, source: TableSource) -> dict[str, str]:
@@ -774,7 +785,7 @@ def _csv_bytes(frame: pd.DataFrame, table: str, source: TableSource) -> bytes:
         for dictionary_code, file_code in _inverse_codes(column, source).items():
             text = pc.if_else(pc.equal(text, dictionary_code), file_code, text)
         arrays.append(text)
-    names = [source.columns.get(c, c) for c in columns]
+    names = [source.file_name(c) for c in columns]
     buffer = io.BytesIO()
     buffer.write((",".join(names) + "\n").encode())  # Arrow would quote the header
     try:
@@ -812,7 +823,7 @@ def _excel_frame(frame: pd.DataFrame, table: str, source: TableSource) -> pd.Dat
             text = pd.Series(_text_array(values, kind, ISO_DATE).to_numpy(zero_copy_only=False), index=values.index,
                              dtype=object)
             out[column] = text.replace(_inverse_codes(column, source)).where(text.notna(), None)
-    return pd.DataFrame(out).rename(columns=lambda c: source.columns.get(c, c))
+    return pd.DataFrame(out).rename(columns=source.file_name)
 
 
 def _xlsx_bytes(frame: pd.DataFrame, source: TableSource, title: tuple[str, ...]) -> bytes:
@@ -897,8 +908,10 @@ def write_dataset(dataset: Dataset, folder: Path | None = None) -> list[Path]:
         "study": relative(resolve(dataset.study)),
         "published": {relative(path): sha256_file(path) for path in published_files(resolve(dataset.published))[0]
                       .values()},
-        "periods": _json_ready(periods.model_dump()),
-        "eligibility": eligibility.model_dump(),
+        "periods": _json_ready({"date_column": periods.column, **{
+            key: {"label": w.label, "start": w.start, "end": w.end} for key, w in (("before", periods.before),
+                                                                                  ("after", periods.after))}}),
+        "eligibility": dataclasses.asdict(eligibility),
         "parameters": _json_ready(dataset.parameters),
         "targets": _json_ready(generated.targets),
         "achieved": _json_ready(generated.achieved),
@@ -953,8 +966,13 @@ def write_scaled(folder: Path, patients: int, teams: int, sites: int, seed: int 
     study = yaml.safe_load(resolve(REFERENCE.study).read_text(encoding="utf-8"))
     study["title"] = f"Benchmark: {patients:,} synthetic patients, {teams} teams, {sites} sites"
     study["description"] = "SYNTHETIC data for benchmarks, made by `python -m analysis synthesize --patients ...`."
-    study["data"] = {"patients": {"file": str(folder / f"{name}_synthetic_patients.csv")},
-                     "suggestions": {"file": str(folder / f"{name}_synthetic_suggestions.csv")}}
+    for table in ("patients", "suggestions"):
+        study["tables"][table]["file"] = str(folder / f"{name}_synthetic_{table}.csv")
+    if sites > 1:
+        study["tables"]["patients"]["columns"]["site"] = None
+        # The suggestions file has no site column: without `inherit` the derived suggestions would lose
+        # the site (teams nested in sites) that the derived tables kept before tables were declared.
+        study["tables"]["suggestions"]["inherit"] = ["site"]
     study["outputs"] = {"folder": str(folder / "derived")}
     study_file = folder / f"{name}.yml"
     with atomic_write(study_file, encoding="utf-8", newline="\n") as handle:

@@ -24,8 +24,8 @@ import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from analysis.config import Study, TableSource
-from analysis.data.derive import assign_period, eligibility_mask, isin
-from analysis.data.dictionary import TYPE_WORDS, Column, Table, allowed, published_tables, raw_tables
+from analysis.data.derive import assign_period, eligible, isin
+from analysis.data.dictionary import TYPE_WORDS, Column, Table, allowed, published_tables, study_table
 from analysis.data.read import ISO_DATE, RawTable, guess_header_row, read_raw
 from analysis.errors import StudyError
 from analysis.paths import relative, resolve
@@ -111,8 +111,7 @@ class MappedTable:
 class Validated:
     """The study's tables after validation: typed with the dictionary's types, every raw row kept."""
 
-    patients: pd.DataFrame
-    suggestions: pd.DataFrame
+    frames: dict[str, pd.DataFrame]  # the study's tables, by the study file's names
     published: dict[str, pd.DataFrame]
     tables: dict[str, MappedTable]  # by table name; published ones as published.<name>
 
@@ -296,19 +295,17 @@ def _missing_columns(table: MappedTable, missing: list[str]) -> list[Violation]:
 def map_table(name: str, spec: Table, raw: RawTable, source: TableSource | None, study_key: str,
               study_file: str) -> tuple[MappedTable, list[Violation]]:
     """Rename the file's columns and recode its codes into the dictionary's; check the mapping."""
-    columns = dict(source.columns) if source else {}
     values = dict(source.values) if source else {}
     date_format = (source.date_format if source else None) or ISO_DATE
     problems = []
-    for key, kind in ((columns, "columns"), (values, "values")):
-        for column in key:
-            if column not in spec.columns:
-                problems.append(Violation(
-                    study_file, "known_column",
-                    f"{study_key}.{kind}.{column}: '{column}' is not a column of the {name} table "
-                    f"(dictionary columns: {', '.join(spec.columns)})",
-                    "correct the key (see data_raw/DICTIONARY.md)", (), None, column))
-    file_names = {c: columns.get(c, c) for c in spec.columns}
+    for column in values:
+        if column not in spec.columns:
+            problems.append(Violation(
+                study_file, "known_column",
+                f"{study_key}.values.{column}: '{column}' is not a declared column of the {name} table "
+                f"(declared: {', '.join(spec.columns)})",
+                f"declare it under {study_key}.columns, or correct the key", (), None, column))
+    file_names = {c: source.file_name(c) if source else c for c in spec.columns}
     present = {c: file_names[c] for c in spec.columns if file_names[c] in raw.frame.columns}
     text = raw.frame[list(present.values())].rename(columns={v: k for k, v in present.items()})
     text = text.loc[:, ~text.columns.duplicated()]
@@ -463,44 +460,61 @@ def _mai_complete(ctx: Context) -> list[Violation]:
                         "fill in the missing MAI cells, or empty all three")
 
 
-@rule("patients", "period_not_empty")
 def _period_not_empty(ctx: Context) -> list[Violation]:
-    t = ctx.get("patients")
-    if not _has(t, "admission_date", "age", "n_medicines"):
-        return []
+    """Each period holds at least one eligible row of the main table."""
     study = ctx.study
-    dates = t.typed["admission_date"]
-    period = assign_period(dates, study.periods)
-    eligible = eligibility_mask(t.typed, study.eligibility)
+    name = study.main_table
+    t, column = ctx.get(name), study.period_column(name)
+    needed = [column, *(c.column for rule in study.eligibility.values() for c in rule.keep)]
+    if not _has(t, *needed):
+        return []
+    values = t.typed[column]
+    period = assign_period(values, study.period)
+    keep = eligible(t.typed, study)
     found = []
+    unit = study.unit(name)
     for key in ("before", "after"):
-        window = getattr(study.periods, key)
-        in_window = int((period == key).sum())
-        if ((period == key) & eligible).any():
+        window = study.period.window(key)
+        if ((period == key) & keep).any():
             continue
-        known = dates.dropna()
-        span = f"admission dates in the file run from {known.min():%Y-%m-%d} to {known.max():%Y-%m-%d}" \
-            if len(known) else "no admission date could be read"
-        why = (f"none of the {in_window} patients admitted in it meets the eligibility (age >= "
-               f"{study.eligibility.min_age}, medicines >= {study.eligibility.min_medicines})"
-               if in_window else f"no patient was admitted in it ({span})")
+        in_period = int((period == key).sum())
+        if study.period.by_date:
+            known = values.dropna()
+            span = f"{column} in the file runs from {known.min():%Y-%m-%d} to {known.max():%Y-%m-%d}" \
+                if len(known) else f"no {column} could be read"
+            where, shown = f"{window.start} to {window.end}", f"{window.start} to {window.end}"
+        else:
+            seen = ", ".join(sorted(map(str, values.dropna().unique()))[:10]) or "none"
+            span, where, shown = f"the values of {column} in the file: {seen}", f"{column} = {window.value}", \
+                str(window.value)
+        criteria = "; ".join(str(c) for rule in study.eligibility.values() for c in rule.keep)
+        why = (f"none of the {in_period} {unit} in it meets the eligibility ({criteria})"
+               if in_period else f"no row is in it ({span})")
         found.append(Violation(
-            t.where, "period_not_empty",
-            f"the {key} period ({window.label}: {window.start} to {window.end}) has no eligible patient: {why}",
-            f"check periods.{key} and eligibility in {relative(study.file)}",
-            t.names("admission_date"), None, f"{window.start} to {window.end}"))
+            t.where, "period_not_empty", f"the {key} period ({window.label}: {where}) has no eligible {unit}: {why}",
+            f"check period.{key} and eligibility in {relative(study.file)}", t.names(column), None, shown))
     return found
 
 
-@rule("suggestions", "known_patient")
-def _known_patient(ctx: Context) -> list[Violation]:
-    s, p = ctx.get("suggestions"), ctx.get("patients")
-    if not _has(s, "patient_id") or not _has(p, "patient_id"):
-        return []
-    bad = s.typed["patient_id"].notna() & ~isin(s.typed["patient_id"], p.typed["patient_id"].dropna())
-    return _row_violations(s, bad, ("patient_id",), "known_patient",
-                           f"no patient with this identifier in the patients table ({p.where})",
-                           "correct the identifier, or add the patient to the patients table")
+def _belongs_to_parent(ctx: Context) -> list[Violation]:
+    """Every row of a table that belongs to another names a row of that table."""
+    found = []
+    for name, source in ctx.study.tables.items():
+        if source.belongs_to is None:
+            continue
+        child, parent = ctx.get(name), ctx.get(source.belongs_to)
+        key = ctx.study.tables[source.belongs_to].key
+        if not _has(child, key) or not _has(parent, key):
+            continue
+        bad = child.typed[key].notna() & ~isin(child.typed[key].astype("str"),
+                                               parent.typed[key].dropna().astype("str"))
+        found += _row_violations(child, bad, (key,), f"known_{source.belongs_to}",
+                                 f"no row with this {key} in the {source.belongs_to} table ({parent.where})",
+                                 f"correct the identifier, or add the row to the {source.belongs_to} table")
+    return found
+
+
+STUDY_RULES = (_period_not_empty, _belongs_to_parent)
 
 
 @rule("primary", "events_within_n")
@@ -620,6 +634,9 @@ def _check(study: Study, tables: dict[str, MappedTable], problems: list[Violatio
     for (table_name, _), check in RULES.items():
         if table_name in tables or f"published.{table_name}" in tables:
             problems += check(context)
+    if any(name in study.tables for name in tables):
+        for check in STUDY_RULES:
+            problems += check(context)
     if problems:
         raise StudyError(describe(study, problems))
     return {name: typed_frame(table, strict=True) for name, table in tables.items()}
@@ -634,17 +651,21 @@ def validate_study(study: Study) -> Validated:
     study_file = relative(study.file)
     tables: dict[str, MappedTable] = {}
     problems: list[Violation] = []
-    for name in ("patients", "suggestions"):
-        source: TableSource = getattr(study.data, name)
-        key = f"data.{name}"
+    for name, source in study.tables.items():
+        key = f"tables.{name}"
+        spec, declaration_problems = study_table(study, name)
+        # The key (tables.<name>.columns.<column>) leads the message: it says where in the study file to fix it.
+        problems += [Violation(study_file, "declared_type", f"{where}: {text}",
+                               "declare the column's type in the study file", (), None, None)
+                     for where, text in declaration_problems]
         raw = _read(source.path, source, key)
-        mapped, mapping_problems = map_table(name, raw_tables()[name], raw, source, key, study_file)
+        mapped, mapping_problems = map_table(name, spec, raw, source, key, study_file)
         tables[name] = mapped
         problems += mapping_problems
     published, published_problems = _published(study, study_file)
     tables.update(published)
     strict = _check(study, tables, problems + published_problems)
-    return Validated(strict["patients"], strict["suggestions"], _published_frames(strict), tables)
+    return Validated({name: strict[name] for name in study.tables}, _published_frames(strict), tables)
 
 
 def validate_published(study: Study) -> dict[str, pd.DataFrame]:

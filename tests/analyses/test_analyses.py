@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis import ledger
-from analysis.analyses import figure_data, primary, published, reproduction, robustness, secondary
+from analysis.analyses import figure_data, outcomes, published, reproduction, robustness
 from analysis.analyses.results import named
 from analysis.data import load, published_as_printed
 
@@ -30,7 +30,9 @@ def test_primary_counts_are_the_published_ones(prepared):
         "discharge_error_missing_as_error": (86, 121, 19, 112),
         "discharge_error_missing_as_no_error": (66, 121, 15, 112),
     }.items():
-        rows = by_name(primary.proportions(prepared.patients, primary.OUTCOMES[key]))
+        d = outcomes.outcome_data(prepared.tables, prepared.study, key)
+        rows = by_name(outcomes.analyse(prepared.tables, prepared.study, key))
+        assert len(d) == (n_before + n_after)
         assert rows.loc[f"{key}.events_before", "estimate"] == events_before
         assert rows.loc[f"{key}.events_after", "estimate"] == events_after
         assert rows.loc[f"{key}.proportion_before", "n"] == n_before
@@ -38,16 +40,20 @@ def test_primary_counts_are_the_published_ones(prepared):
 
 
 def test_severe_error_nnt_uses_all_patients_as_the_paper_did(prepared):
-    rows = by_name(primary.proportions(prepared.patients, primary.OUTCOMES["severe_discharge_error"]))
+    rows = by_name(outcomes.analyse(prepared.tables, prepared.study, "severe_discharge_error"))
     # 6/121 vs 0/112: risk difference -6/121 = -0.04959, NNT 121/6 = 20.17 (the paper: 20, 10 to 142)
     assert rows.loc["severe_discharge_error.nnt", "estimate"] == pytest.approx(121 / 6, rel=1e-12)
 
 
 def test_adjusted_models_use_the_study_covariates_and_name_their_cluster(prepared):
     study = prepared.study
-    assert primary.formula(study, primary.OUTCOMES["admission_error"]) == "y ~ after + age + charlson + n_medicines"
-    assert primary.formula(study, primary.OUTCOMES["discharge_error"]).endswith("+ length_of_stay")
-    rows = by_name(primary.adjusted(prepared.patients, primary.OUTCOMES["admission_error"], study))
+    assert outcomes.formula(study, "admission_error") == "y ~ after + age + charlson + n_medicines"
+    assert outcomes.formula(study, "discharge_error").endswith("+ length_of_stay")
+    steps = {step.analysis: step for step in outcomes.plan(study, "admission_error")}
+    assert (steps["mixed"].model, steps["mixed"].cluster) == ("y ~ after + age + charlson + n_medicines", "team")
+    assert [s.cluster for s in outcomes.plan(study, "admission_error") if s.analysis == "alternative_clusters"] == [
+        "ward", "pharmacist"]
+    rows = by_name(outcomes.analyse(prepared.tables, study, "admission_error"))
     assert "random intercept for team" in rows.loc["admission_error.odds_ratio_adjusted", "description"]
     # the glmer value on the same data (tests/reference/results/mixed.csv): log OR -2.4741
     assert math.log(rows.loc["admission_error.odds_ratio_adjusted", "estimate"]) == pytest.approx(-2.4741, rel=1e-3)
@@ -99,9 +105,9 @@ def test_recomputed_from_counts_names_what_does_not_follow(prepared):
 
 
 def test_harm_and_mai_medians_match_the_publication_with_spss_quartiles(prepared):
-    harm = by_name(secondary.harm_results(prepared.patients))
+    harm = by_name(outcomes.analyse(prepared.tables, prepared.study, "harm_vas"))
     assert [harm.loc[f"harm_vas.{s}_before", "estimate"] for s in ("median", "quartile_1", "quartile_3")] == [4, 0, 5]
-    mai = by_name(secondary.mai_results(prepared.patients, prepared.study))
+    mai = by_name(outcomes.analyse(prepared.tables, prepared.study, "mai.change_discharge"))
     after = [mai.loc[f"mai.change_discharge.{s}_after", "estimate"] for s in ("median", "quartile_1", "quartile_3")]
     assert after == [-1, -3.75, 0]
 
@@ -112,7 +118,7 @@ def test_newey_west_lags_follow_the_rule_of_thumb():
 
 
 def test_monthly_series_add_up_to_the_period_totals(prepared):
-    series = robustness.monthly(prepared.patients, prepared.suggestions)
+    series = robustness.monthly(prepared.tables, prepared.study)
     admission = series[series["key"] == "admission_error"].groupby("period")[["events", "n"]].sum()
     assert admission.loc["before"].tolist() == [49, 121] and admission.loc["after"].tolist() == [10, 112]
     acceptance = series[series["key"] == "acceptance"].groupby("period")[["events", "n"]].sum()
@@ -121,10 +127,32 @@ def test_monthly_series_add_up_to_the_period_totals(prepared):
 
 def test_figure_frames_come_from_the_ledger(prepared):
     entries = ledger.read(ledger.results_path(prepared.study))
-    forest = figure_data.forest(entries)
+    forest = figure_data.forest(entries, prepared.study, ("admission_error", "discharge_error"))
     unadjusted = forest[(forest.outcome == "Error at discharge") & (forest.analysis == "Unadjusted")].iloc[0]
     assert unadjusted.published_estimate == 0.09 and unadjusted.estimate == pytest.approx(525 / 6138, rel=1e-9)
     gee = forest[forest.analysis == "GEE, population-averaged"]
     assert gee["published_estimate"].isna().all()  # the paper published no GEE
-    frame = figure_data.proportions(entries, prepared.study)
+    frame = figure_data.proportions(entries, prepared.study, ("admission_error", "acceptance"))
     assert frame.loc[frame.outcome == "Suggestion accepted", "events"].tolist() == [270, 441]
+    assert frame.loc[frame.outcome == "Error at admission", "events"].tolist() == [49, 10]
+
+
+def test_the_reference_study_gets_its_figures_from_its_declarations(prepared):
+    names = [f.name for f in figure_data.figures_of(prepared.study, has_monthly=True)]
+    assert names == ["proportions", "forest", "harm_levels", "harm_vas_values", "mai_values", "monthly",
+                     "acceptance_by_team"]
+    forest = next(f for f in figure_data.figures_of(prepared.study, True) if f.name == "forest")
+    assert forest.keys == ("admission_error", "discharge_error")  # the primary outcomes: the headline
+
+
+def test_subgroup_counts_are_the_published_ones(prepared):
+    rows = by_name(outcomes.subgroup_results(prepared.tables, prepared.study, "mai"))
+    assert (rows.loc["mai.patients_before", "estimate"], rows.loc["mai.patients_after", "estimate"]) == (60, 48)
+
+
+def test_ordinal_outcome_counts_every_level_including_empty_ones(prepared):
+    rows = by_name(outcomes.analyse(prepared.tables, prepared.study, "harm"))
+    # grimes2014_harm.csv: none 35/93, minor 6/2, moderate 54/13, severe 6/0
+    assert [rows.loc[f"harm.{level}_after", "estimate"] for level in ("none", "minor", "moderate", "severe")] == [
+        93, 2, 13, 0]
+    assert rows.loc["harm.severe_before", "n"] == 101
