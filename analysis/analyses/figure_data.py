@@ -154,5 +154,6 @@ def draw(figure: Figure, study: Study, entries: dict[str, Entry], tables: dict[s
         return figures.monthly(monthly(exported("monthly"), study), change=study.period.after.start,
                                xlabel="Month")
     (key,) = figure.keys
-    return figures.acceptance_by_team(by_cluster(exported(f"{outcomes[0].role}_{key}_by_{study.clusters.primary}")),
-                              xlabel=f"{outcomes[0].short} (%)")
+    return figures.acceptance_by_team(
+        by_cluster(exported(f"{outcomes[0].role}_{key}_by_{study.clusters.primary}")),
+        xlabel=f"{outcomes[0].short} (%)", count_header="n/N")

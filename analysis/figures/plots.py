@@ -53,7 +53,7 @@ def proportions(frame: pd.DataFrame, *, width="single", height_mm: float | None 
 
 @figure_function
 def acceptance_by_team(frame: pd.DataFrame, *, width="single", height_mm: float | None = None,
-                       xlabel: str = "Suggestions accepted (%)"):
+                       xlabel: str = "Suggestions accepted (%)", count_header: str = "accepted/n"):
     """Acceptance of the pharmacists' suggestions by team, before and after, with 95% intervals.
 
     frame columns: `team` (rows in display order), `period_label` (the earlier period first, or give
@@ -68,7 +68,7 @@ def acceptance_by_team(frame: pd.DataFrame, *, width="single", height_mm: float 
     figure, axes = new_figure(width, height_mm or 24 + 9 * rows)
     ax = axes[0, 0]
     percent_intervals(ax, frame.rename(columns={"accepted": "events"}), "team", keys, periods,
-                      count_header="accepted/n")
+                      count_header=count_header)
     ax.set_xlabel(xlabel)
     period_legend(figure, ax)
     return figure
@@ -110,8 +110,11 @@ def forest(frame: pd.DataFrame, *, width="double", height_mm: float | None = Non
     positive = positive[np.isfinite(positive) & (positive > 0)]
     # Always reach past OR = 1, so the reference line and "higher odds" side are on the page.
     low, high = min(positive.min(), 1.0), max(positive.max(), 2.0)
-    ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
-             if low / 1.5 <= t <= high * 1.5]
+    steps = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
+    # the ticks enclose every interval: from the last step at or below the lowest limit to the first above the highest
+    first = max([t for t in steps if t <= low], default=steps[0])
+    last = min([t for t in steps if t >= high], default=steps[-1])
+    ticks = [t for t in steps if first <= t <= last]
     left, right = ticks[0] / 1.15, ticks[-1] * 1.15
 
     marks = {
@@ -164,10 +167,11 @@ def forest(frame: pd.DataFrame, *, width="double", height_mm: float | None = Non
                         color=style.MUTED)
     bottom.xaxis.labelpad = 14
 
-    legend = [Line2D([], [], linestyle="-", marker="o", **line_style(marks["ours"]), label=ours_label),
-              Line2D([], [], linestyle="-", marker="D", **line_style(marks["published"]),
-                     label=published_label)]
-    figure.legend(handles=legend, loc="outside upper center", ncols=2)
+    legend = [Line2D([], [], linestyle="-", marker="o", **line_style(marks["ours"]), label=ours_label)]
+    if np.isfinite(frame["published_estimate"].to_numpy(float)).any():
+        legend.append(Line2D([], [], linestyle="-", marker="D", **line_style(marks["published"]),
+                             label=published_label))
+    figure.legend(handles=legend, loc="outside upper center", ncols=len(legend))
     return figure
 
 
