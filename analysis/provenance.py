@@ -32,12 +32,12 @@ def files_digest(paths) -> dict[str, str]:
 
 # The jobs above the notebooks in the layering (cli -> paper/verify/run -> ...): a change to them cannot
 # change what a notebook computes, so it does not make the notebooks stale.
-ABOVE_NOTEBOOKS = {"__main__.py", "cli.py", "paper.py", "verify.py", "bench.py", "environment.py"}
+ABOVE_NOTEBOOKS = {"__main__.py", "cli.py", "paper", "verify.py", "bench.py", "environment.py"}
 
 
 def code_digest() -> str:
     """One hash over the library's source, so that a change to a statistic reruns its notebooks."""
     package = ROOT / "analysis"
     files = sorted(p for p in package.rglob("*") if p.is_file() and p.suffix in {".py", ".yml", ".csl"}
-                   and "__pycache__" not in p.parts and p.relative_to(package).as_posix() not in ABOVE_NOTEBOOKS)
+                   and "__pycache__" not in p.parts and p.relative_to(package).parts[0] not in ABOVE_NOTEBOOKS)
     return sha256_json(files_digest(files))
