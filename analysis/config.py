@@ -510,6 +510,12 @@ class Study(_Strict):
             for column, derivation in table.derive.items():
                 for source in derivation.inputs:
                     need(f"tables.{name}.derive.{column}", name, source)
+            # An inherited column is copied from the parent row: unchecked, a column the parent does not
+            # declare stopped the data step with a bare KeyError, and without `belongs_to` it was ignored.
+            if table.inherit and table.belongs_to is None:
+                problems.append(f"tables.{name}.inherit: copies columns from the parent row; give `belongs_to`")
+            for column in table.inherit:
+                need(f"tables.{name}.inherit", table.belongs_to, column)
         return problems
 
     @property

@@ -1,13 +1,14 @@
-"""The data dictionaries: what every column of every table means, machine-readable and for people.
+"""The data dictionaries: what the columns a study may use mean, machine-readable and for people.
 
 Three YAML files in this package, one format:
-- `dictionary.yml`: the two raw tables a study provides (`patients`, `suggestions`), the contract
-  shared with the statistics and the notebooks;
+- `dictionary.yml`: columns a study's tables may use under these names without declaring their
+  type (`patients`, `suggestions`), with the rules across them; `study_table` combines it with
+  what a study declares;
 - `published.yml`: the published aggregates a study may be compared with (`published:` folder);
 - `derived.yml`: the analysis-ready tables `analysis.data.prepare` writes.
 
-Validation schemas are built from the first two (`analysis.data.validate`); the third documents and
-orders the derived columns. `render_markdown` turns all three into `data_raw/DICTIONARY.md`.
+Validation schemas are built from a study's declarations and the first two (`analysis.data.validate`);
+the third documents the derived columns. `render_markdown` turns all three into `data_raw/DICTIONARY.md`.
 """
 
 from __future__ import annotations

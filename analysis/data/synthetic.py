@@ -698,7 +698,7 @@ def _achieved(patients: pd.DataFrame, suggestions: pd.DataFrame, periods: Period
 
 @dataclass(frozen=True)
 class Dataset:
-    """A committed synthetic dataset: the study file whose `data:` names its files and layout, the
+    """A committed synthetic dataset: the study file whose `tables:` name its files and layout, the
     published folder whose figures it reproduces, the generator's parameters, and (for Excel with
     `header_row` > 1) the title lines written above the header."""
 

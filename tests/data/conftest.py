@@ -57,14 +57,14 @@ def _copy(tmp_path: Path, study_file: str, folder: str) -> Copy:
     target = tmp_path / "raw"
     shutil.copytree(ROOT / folder, target)
     spec = yaml.safe_load((ROOT / study_file).read_text(encoding="utf-8"))
-    for table in ("patients", "suggestions"):
-        spec["data"][table]["file"] = str(target / Path(spec["data"][table]["file"]).name)
+    for table in spec["tables"].values():
+        table["file"] = str(target / Path(table["file"]).name)
     if "published" in spec:
         spec["published"] = str(PUBLISHED)
     spec["outputs"] = {"folder": str(tmp_path / "out")}
     study = tmp_path / Path(study_file).name
-    copy = Copy(target, study, tmp_path / "out", Path(spec["data"]["patients"]["file"]),
-                Path(spec["data"]["suggestions"]["file"]), spec)
+    copy = Copy(target, study, tmp_path / "out", Path(spec["tables"]["patients"]["file"]),
+                Path(spec["tables"]["suggestions"]["file"]), spec)
     copy.write_study()
     return copy
 

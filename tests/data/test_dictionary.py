@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import tempfile
 
+import pandas as pd
 import pytest
 
 from analysis.cli import main
+from analysis.config import Period, Window
 from analysis.data import dictionary
+from analysis.data.derive import _period_columns
 from analysis.data.validate import RULES, build_schema
 from analysis.errors import StudyError
 
@@ -68,8 +71,26 @@ def test_a_broken_dictionary_is_reported_with_its_file(tmp_path):
         dictionary._load(broken)
 
 
-def test_derived_tables_keep_every_raw_column_in_its_order():
-    raw, derived = dictionary.raw_tables(), dictionary.derived_tables()
-    for table in ("patients", "suggestions"):
-        kept = [c for c in derived[table].columns if c in raw[table].columns]
-        assert kept == list(raw[table].columns)
+def test_the_derived_dictionary_lists_the_columns_derive_adds_in_their_order():
+    """derived.yml describes any study's tables (`{table}`) by the columns derivation adds after the
+    declared and derived ones; month and month_index only when the period is given by dates."""
+    derived = dictionary.derived_tables()
+    assert list(derived) == ["{table}", "flow"]
+    added = derived["{table}"].columns
+    by_date = Period(column="admitted", before=Window(label="Before", start="2020-01-01", end="2020-12-31"),
+                     after=Window(label="After", start="2021-01-01", end="2021-12-31"))
+    dates = pd.Series(pd.to_datetime(["2020-03-01", "2021-05-31"])).astype("datetime64[us]")
+    columns = _period_columns(dates, pd.Series(["before", "after"]), by_date)
+    assert list(columns) == list(added) == ["period", "after", "month", "month_index"]
+    assert columns["month"].tolist() == ["2020-03", "2021-05"] and columns["month_index"].tolist() == [2, 16]
+    by_value = Period(column="arm", before=Window(label="A", value="usual"), after=Window(label="B", value="new"))
+    columns = _period_columns(pd.Series(["usual", "new"]), pd.Series(["before", "after"]), by_value)
+    assert list(columns) == [name for name, column in added.items() if column.required] == ["period", "after"]
+    assert columns["after"].tolist() == [0, 1]
+
+
+def test_the_markdown_says_how_a_study_declares_its_columns():
+    text = dictionary.render_markdown()
+    assert "data.<table>" not in text
+    assert "`tables.<table>.columns`" in text and "`tables.<table>.values`" in text and "`type`" in text
+    assert "`period_not_empty`" in text and "`known_<parent>`" in text

@@ -16,6 +16,7 @@ import statsmodels.formula.api as smf
 
 from analysis.config import load_study
 from analysis.data import synthetic
+from analysis.data.derive import eligible
 from analysis.data.shapes import quantile, welch
 from analysis.errors import StudyError
 from analysis.paths import ROOT
@@ -23,6 +24,8 @@ from tests.data.conftest import PUBLISHED, published_table, reported
 
 GROUPS = {"before": "standard", "after": "team"}
 STUDY = load_study("reference")
+# What the generator reads from the study file: the period windows and its eligibility thresholds.
+PERIOD, ELIGIBILITY, _ = synthetic._study_layout(synthetic.REFERENCE.study)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +33,7 @@ def patients() -> pd.DataFrame:
     frame = pd.read_csv(ROOT / "data_raw/synthetic/grimes2014_synthetic_patients.csv",
                         parse_dates=["admission_date", "discharge_date"])
     for key in GROUPS:
-        window = getattr(STUDY.periods, key)
+        window = STUDY.period.window(key)
         frame.loc[frame["admission_date"].between(str(window.start), str(window.end)), "period"] = key
     return frame
 
@@ -39,7 +42,7 @@ def patients() -> pd.DataFrame:
 def suggestions() -> pd.DataFrame:
     frame = pd.read_csv(ROOT / "data_raw/synthetic/grimes2014_synthetic_suggestions.csv", parse_dates=["date"])
     for key in GROUPS:
-        window = getattr(STUDY.periods, key)
+        window = STUDY.period.window(key)
         frame.loc[frame["date"].between(str(window.start), str(window.end)), "period"] = key
     return frame
 
@@ -50,8 +53,11 @@ def test_patients_per_period_are_the_published_counts_and_all_eligible(patients)
     for key, group in GROUPS.items():
         assert (patients["period"] == key).sum() == primary.at["error_at_admission", f"{group}_n"]
         assert (patients["period"] == key).sum() == reported("patients", group)["value"]
-    assert (patients["n_medicines"] >= STUDY.eligibility.min_medicines).all()
-    assert (patients["age"] >= STUDY.eligibility.min_age).all()
+    # the study's criteria, as the generator reads them, and as the data step applies them
+    assert (ELIGIBILITY.min_age, ELIGIBILITY.min_medicines) == (18, 3)
+    assert eligible(patients, STUDY).all()
+    assert (patients["n_medicines"] >= ELIGIBILITY.min_medicines).all()
+    assert (patients["age"] >= ELIGIBILITY.min_age).all()
     assert (patients["discharge_date"] >= patients["admission_date"]).all()
 
 
@@ -201,12 +207,17 @@ def test_sidecar_records_generator_version_seed_and_parameters():
     assert set(meta["parameters"]) == {f.name for f in dataclasses.fields(synthetic.Parameters)}
     assert set(meta["files"]) == {"grimes2014_synthetic_patients.csv", "grimes2014_synthetic_suggestions.csv"}
     assert set(meta["published"]) == {f"data_raw/published/{p.name}" for p in PUBLISHED.glob("*.csv")}
+    # the study's period windows and the eligibility thresholds the generator made ineligible patients for
+    assert meta["periods"] == {"date_column": STUDY.period.column, **{
+        key: {"label": w.label, "start": str(w.start), "end": str(w.end)}
+        for key, w in (("before", STUDY.period.before), ("after", STUDY.period.after))}}
+    assert meta["eligibility"] == {"min_age": 18, "min_medicines": 3}
 
 
 def test_another_seed_gives_other_data_with_the_same_counts():
     targets = synthetic.read_targets(PUBLISHED)
-    one = synthetic.generate(synthetic.Parameters(seed=1), targets, STUDY.periods, STUDY.eligibility)
-    two = synthetic.generate(synthetic.Parameters(seed=2), targets, STUDY.periods, STUDY.eligibility)
+    one = synthetic.generate(synthetic.Parameters(seed=1), targets, PERIOD, ELIGIBILITY)
+    two = synthetic.generate(synthetic.Parameters(seed=2), targets, PERIOD, ELIGIBILITY)
     assert not one.patients.equals(two.patients)
     for generated in (one, two):
         assert generated.achieved["before"]["error_at_admission"] == targets.before.error_at_admission
@@ -219,8 +230,8 @@ def large():
     targets = synthetic.read_targets(PUBLISHED)
     parameters = synthetic.Parameters(seed=7, patients_before=10_000, patients_after=10_000, teams=40, wards=30,
                                       pharmacists=25)
-    frame = synthetic.generate(parameters, targets, STUDY.periods, STUDY.eligibility).patients
-    frame["after"] = (frame["admission_date"] >= pd.Timestamp(STUDY.periods.after.start)).astype(int)
+    frame = synthetic.generate(parameters, targets, PERIOD, ELIGIBILITY).patients
+    frame["after"] = (frame["admission_date"] >= pd.Timestamp(STUDY.period.after.start)).astype(int)
     frame["log_stay"] = np.log((frame["discharge_date"] - frame["admission_date"]).dt.days)
     frame["error_admission"] = frame["error_at_admission"].astype(int)
     frame["team"] = frame["team"].astype(str)
@@ -260,7 +271,7 @@ def test_covariate_signs_hold_in_the_committed_reference_data(patients):
 def test_acceptance_denominators_that_cannot_give_the_published_percentage_are_rejected():
     targets = synthetic.read_targets(PUBLISHED)
     with pytest.raises(StudyError) as caught:
-        synthetic.generate(synthetic.Parameters(suggestions_before=7), targets, STUDY.periods, STUDY.eligibility)
+        synthetic.generate(synthetic.Parameters(suggestions_before=7), targets, PERIOD, ELIGIBILITY)
     message = str(caught.value)
     assert "suggestions_before=7" in message and "67.5% to its digits" in message and "e.g. 40" in message
 
@@ -276,25 +287,30 @@ def test_a_large_multisite_dataset_is_generated_nested_and_prepared(tmp_path):
     assert frame["site"].nunique() == 3 and frame["team"].nunique() == 24
     assert (frame.groupby("ward")["site"].nunique() == 1).all()
     prepared = prepare(study)
-    assert "site" in prepared.patients.columns and "site" in prepared.suggestions.columns
-    assert len(prepared.patients) == 6000
-    harm = prepared.patients.groupby("period", observed=True)["harm_vas"]
+    assert "site" in prepared.tables["patients"].columns and "site" in prepared.tables["suggestions"].columns
+    assert len(prepared.tables["patients"]) == 6000
+    made = prepared.tables["suggestions"].merge(prepared.tables["patients"][["patient_id", "site"]], on="patient_id",
+                                                suffixes=("", "_of_patient"))
+    assert (made["site"] == made["site_of_patient"]).all()  # inherited from the patient's row
+    harm = prepared.tables["patients"].groupby("period", observed=True)["harm_vas"]
     assert harm.quantile(0.5).tolist() == [4.0, 0.0]  # the published medians, at any size
 
 
 def test_example_dataset_uses_its_own_layout_and_has_ineligible_patients():
     study = load_study("example")
-    frame = pd.read_excel(study.data.patients.path, sheet_name="Patients", header=study.data.patients.header_row - 1,
+    patients = study.tables["patients"]
+    frame = pd.read_excel(patients.path, sheet_name="Patients", header=patients.header_row - 1,
                           keep_default_na=False, na_values=[""])
     assert set(frame["Sex (F/M)"]) == {"F", "M"}
     assert set(frame["Error on admission (Y/N)"]) == {"Y", "N"}
     assert set(frame["Potential harm"].dropna()) == {"None", "Minor", "Moderate", "Severe"}
-    assert (frame["Age (years)"] < study.eligibility.min_age).sum() == synthetic.EXAMPLE.parameters.under_min_age
+    assert str(study.eligibility["under_min_age"].keep[0]) == "age >= 18"
+    assert (frame["Age (years)"] < 18).sum() == synthetic.EXAMPLE.parameters.under_min_age
     assert (frame["No. of regular medicines"] < 3).sum() == synthetic.EXAMPLE.parameters.under_min_medicines
-    gap = frame["Adm Date"].between(pd.Timestamp(study.periods.before.end), pd.Timestamp(study.periods.after.start),
+    gap = frame["Adm Date"].between(pd.Timestamp(study.period.before.end), pd.Timestamp(study.period.after.start),
                                     inclusive="neither")
     assert gap.sum() == synthetic.EXAMPLE.parameters.between_periods
-    raw = study.data.suggestions.path.read_bytes()
+    raw = study.tables["suggestions"].path.read_bytes()
     assert "Seán".encode("cp1252") in raw
     with pytest.raises(UnicodeDecodeError):
         raw.decode("utf-8")

@@ -47,7 +47,7 @@ def test_missing_column(ref):
     assert str(ref.patients) in message
     assert "column 'charlson': not found (dictionary column charlson)" in message
     assert "rule: required_column" in message
-    assert "data.patients.columns.charlson" in message  # what to do: name the file's column
+    assert "tables.patients.columns.charlson" in message  # what to do: name the file's column
 
 
 def test_wrong_type(ref):
@@ -70,7 +70,7 @@ def test_unknown_category(ref):
     message = fails(ref)
     assert "row 9, column 'sex', value 'X': unknown category for sex" in message
     assert "female, male" in message and "rule: allowed_values" in message
-    assert "data.patients.values.sex" in message
+    assert "tables.patients.values.sex" in message
 
 
 def test_duplicate_identifier(ref):
@@ -83,19 +83,19 @@ def test_duplicate_identifier(ref):
 
 
 def test_empty_period(ref):
-    ref.write_study(**{"periods.after.start": "2015-01-01", "periods.after.end": "2015-12-31"})
+    ref.write_study(**{"period.after.start": "2015-01-01", "period.after.end": "2015-12-31"})
     message = fails(ref, accept=False)  # the study changed, not the data: no acceptance needed
     assert str(ref.patients) in message and "column 'admission_date'" in message
     assert "value '2015-01-01 to 2015-12-31'" in message
-    assert "the after period (Team-aligned pharmacists: 2015-01-01 to 2015-12-31) has no eligible patient" in message
-    assert "admission dates in the file run from 2011-02-" in message and "rule: period_not_empty" in message
-    assert f"check periods.after and eligibility in {ref.study}" in message
+    assert "the after period (Team-aligned pharmacists: 2015-01-01 to 2015-12-31) has no eligible patients" in message
+    assert "admission_date in the file runs from 2011-02-" in message and "rule: period_not_empty" in message
+    assert f"check period.after and eligibility in {ref.study}" in message
 
 
 def test_period_with_only_ineligible_patients(ref):
-    ref.write_study(**{"eligibility.min_medicines": 40})
+    ref.write_study(**{"eligibility.under_min_medicines.keep": "n_medicines >= 40"})
     message = fails(ref, accept=False)
-    assert "none of the 121 patients admitted in it meets the eligibility" in message
+    assert "none of the 121 patients in it meets the eligibility (age >= 18; n_medicines >= 40)" in message
 
 
 def test_dates_out_of_order(ref):
@@ -107,11 +107,11 @@ def test_dates_out_of_order(ref):
 
 
 def test_wrong_encoding_is_named_with_the_encoding_to_set(example):
-    example.write_study(**{"data.suggestions.encoding": None})  # the file is cp1252; utf-8 is assumed
+    example.write_study(**{"tables.suggestions.encoding": None})  # the file is cp1252; utf-8 is assumed
     message = fails(example, accept=False)
     assert str(example.suggestions) in message and "cannot be read as utf-8" in message
     assert "rule: encoding" in message and "row " in message and "value '" in message
-    assert "set `encoding: cp1252` under data.suggestions in the study file" in message
+    assert "set `encoding: cp1252` under tables.suggestions in the study file" in message
 
 
 def test_utf8_file_declared_as_cp1252_is_caught(example):
@@ -119,15 +119,15 @@ def test_utf8_file_declared_as_cp1252_is_caught(example):
     example.suggestions.write_bytes(text.encode("utf-8"))
     message = fails(example)
     assert "is UTF-8 text but the study file says encoding cp1252" in message
-    assert "set `encoding: utf-8` under data.suggestions" in message
+    assert "set `encoding: utf-8` under tables.suggestions" in message
 
 
 def test_excel_title_block_read_without_header_row(example):
-    example.write_study(**{"data.patients.header_row": None})
+    example.write_study(**{"tables.patients.header_row": None})
     message = fails(example, accept=False)
     assert f"{example.patients} (sheet 'Patients'), row 1" in message
     assert "'Patient ID'" in message and "the column names are on row 4" in message
-    assert "set `header_row: 4` under data.patients in the study file" in message and "rule: header_row" in message
+    assert "set `header_row: 4` under tables.patients in the study file" in message and "rule: header_row" in message
 
 
 def test_changed_raw_file_stops_until_accepted(ref):
@@ -143,7 +143,7 @@ def test_changed_raw_file_stops_until_accepted(ref):
     prepared = prepare(ref.study)
     new_hash = next(e["sha256"] for e in prepared.manifest["inputs"] if e["role"] == "patients")
     assert new_hash != old_hash
-    assert "St Elsewhere's" in set(prepared.patients["ward"])
+    assert "St Elsewhere's" in set(prepared.tables["patients"]["ward"])
     assert check_raw_data(ref.study) == []
 
 
@@ -167,9 +167,9 @@ def test_changed_published_file_is_caught_too(ref, tmp_path):
 def test_suggestion_about_an_unknown_patient(ref):
     edit_csv(ref.suggestions, {(7, "patient_id"): "P9999"})
     message = fails(ref)
-    assert (f"{ref.suggestions}, row 7, column 'patient_id', value 'P9999': no patient with this identifier in "
-            f"the patients table") in message
-    assert "rule: known_patient" in message
+    assert (f"{ref.suggestions}, row 7, column 'patient_id', value 'P9999': no row with this patient_id in "
+            f"the patients table ({ref.patients})") in message
+    assert "rule: known_patients" in message
 
 
 def test_every_problem_is_listed_in_one_error(ref):
@@ -203,26 +203,27 @@ def test_cross_column_rules_of_the_dictionary(ref):
 
 
 def test_codes_the_study_file_does_not_translate(example):
-    example.write_study(**{"data.patients.values.sex": {"F": "female"}})
+    example.write_study(**{"tables.patients.values.sex": {"F": "female"}})
     message = fails(example, accept=False)
     assert "column 'Sex (F/M)', value 'M': unknown category for sex" in message.splitlines()[0]
-    assert "translate the file's codes in data.patients.values.sex" in message
+    assert "translate the file's codes in tables.patients.values.sex" in message
 
 
 def test_mapping_errors_in_the_study_file(example):
-    example.write_study(**{"data.patients.columns.admision_date": "Adm Date",
-                           "data.patients.values.sex": {"F": "woman", "M": "male"}})
+    example.write_study(**{"tables.patients.columns.admision_date": "Adm Date",
+                           "tables.patients.values.sex": {"F": "woman", "M": "male"}})
     message = fails(example, accept=False)
-    assert "data.patients.columns.admision_date: 'admision_date' is not a column of the patients table" in message
-    assert "rule: known_column" in message
+    assert ("tables.patients.columns.admision_date: 'admision_date' is not a column of the data dictionary's "
+            "patients table: declare its `type`") in message
+    assert "rule: declared_type" in message
     assert "code 'F' translates to 'woman', which sex does not allow (female, male)" in message
 
 
 def test_wrong_date_format(example):
-    example.write_study(**{"data.suggestions.date_format": None})  # the CSV writes day/month/year
+    example.write_study(**{"tables.suggestions.date_format": None})  # the CSV writes day/month/year
     message = fails(example, accept=False)
     assert f"{example.suggestions}, row 2, column 'Date'" in message
-    assert "not a date written as %Y-%m-%d" in message and "data.suggestions.date_format" in message
+    assert "not a date written as %Y-%m-%d" in message and "tables.suggestions.date_format" in message
 
 
 def test_inconsistent_published_tables(ref, tmp_path):
@@ -246,7 +247,7 @@ def test_a_long_list_is_summarised_after_the_first_ones(ref):
 
 
 def test_the_same_problem_on_many_rows_is_one_line(example):
-    example.write_study(**{"data.patients.values.sex": {"F": "female"}})
+    example.write_study(**{"tables.patients.values.sex": {"F": "female"}})
     message = fails(example, accept=False)
     lines = [line for line in message.splitlines() if "value 'M'" in line and line.startswith("  - ")]
     assert len(lines) == 1
@@ -263,8 +264,8 @@ def test_the_cli_exits_2_with_the_message(ref, capsys):
 
 
 @pytest.mark.parametrize(("key", "value", "expected"), [
-    ("data.suggestions.encoding", "klingon", "unknown encoding 'klingon'"),
-    ("data.suggestions.date_format", "%Y", "date_format '%Y' does not read back a day, month and year"),
+    ("tables.suggestions.encoding", "klingon", "unknown encoding 'klingon'"),
+    ("tables.suggestions.date_format", "%Y", "date_format '%Y' does not read back a day, month and year"),
 ])
 def test_layout_keys_are_checked_when_the_study_file_is_read(example_copy, key, value, expected):
     from analysis.config import load_study
