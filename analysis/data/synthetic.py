@@ -868,13 +868,15 @@ def _table_bytes(frame: pd.DataFrame, table: str, source: TableSource, title: tu
     return _csv_bytes(frame, table, source)
 
 
-def _json_ready(value):
+def json_ready(value):
+    """A value as the generators write it into their JSON sidecars: floats to 6 significant digits,
+    dates as ISO text, dataclasses as dicts."""
     if dataclasses.is_dataclass(value):
-        return _json_ready(dataclasses.asdict(value))
+        return json_ready(dataclasses.asdict(value))
     if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
+        return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, float):
         return _round(value)
     if isinstance(value, np.integer):
@@ -908,14 +910,14 @@ def write_dataset(dataset: Dataset, folder: Path | None = None) -> list[Path]:
         "study": relative(resolve(dataset.study)),
         "published": {relative(path): sha256_file(path) for path in published_files(resolve(dataset.published))[0]
                       .values()},
-        "periods": _json_ready({"date_column": periods.column, **{
+        "periods": json_ready({"date_column": periods.column, **{
             key: {"label": w.label, "start": w.start, "end": w.end} for key, w in (("before", periods.before),
                                                                                   ("after", periods.after))}}),
         "eligibility": dataclasses.asdict(eligibility),
-        "parameters": _json_ready(dataset.parameters),
-        "targets": _json_ready(generated.targets),
-        "achieved": _json_ready(generated.achieved),
-        "files": {path.name: {"sha256": _sha256(data), "rows": rows} for path, (data, rows) in files.items()},
+        "parameters": json_ready(dataset.parameters),
+        "targets": json_ready(generated.targets),
+        "achieved": json_ready(generated.achieved),
+        "files": {path.name: {"sha256": sha256_bytes(data), "rows": rows} for path, (data, rows) in files.items()},
     }
     written = []
     for path, (data, _) in files.items():
@@ -928,7 +930,7 @@ def write_dataset(dataset: Dataset, folder: Path | None = None) -> list[Path]:
     return [*written, sidecar]
 
 
-def _sha256(data: bytes) -> str:
+def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 

@@ -38,7 +38,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
-import hashlib
 import io
 import json
 import tempfile
@@ -50,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.data.manifest import GENERATOR_SUFFIX
+from analysis.data.synthetic import json_ready, sha256_bytes
 from analysis.paths import atomic_write, relative, resolve
 
 GENERATOR = "analysis.data.synthetic_small"
@@ -389,20 +389,6 @@ def _csv_bytes(table: pd.DataFrame) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def _json_ready(value):
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, float):
-        return float(f"{value:.6g}")
-    return value
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _value_text(value) -> str:
     if isinstance(value, tuple):
         return ", ".join(_value_text(v) for v in value)
@@ -488,9 +474,9 @@ def generate(dataset: Dataset) -> dict[str, bytes]:
         "description": "SYNTHETIC patient-level data: not real patients. Made by analysis/data/synthetic_small.py "
                        "from the parameters below; every assumption is in the README next to these files.",
         "study": dataset.study,
-        "parameters": _json_ready(dataclasses.asdict(dataset.parameters)),
-        "achieved": _json_ready(achieved),
-        "files": {dataset.data_file: {"sha256": _sha256(data), "rows": len(table)}},
+        "parameters": json_ready(dataclasses.asdict(dataset.parameters)),
+        "achieved": json_ready(achieved),
+        "files": {dataset.data_file: {"sha256": sha256_bytes(data), "rows": len(table)}},
     }
     sidecar = json.dumps(metadata, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     return {dataset.data_file: data, f"{dataset.name}{GENERATOR_SUFFIX}": sidecar.encode("utf-8"),
