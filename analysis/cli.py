@@ -10,11 +10,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from analysis.config import list_studies, load_study
+from analysis.config import list_studies, load_study, study_path
 from analysis.errors import StudyError
-from analysis.paths import relative
+from analysis.paths import exclusive, relative
 
 COMMANDS = {}
+
+
+def writing(study):
+    """The study's lock, held while a command writes its outputs: a second command on the study waits."""
+    return exclusive(study.output_dir, f"study '{study.name}'")
 
 
 def command(name: str, help: str):
@@ -41,15 +46,16 @@ def _run(parser: argparse.ArgumentParser):
         from analysis.run import run_study
 
         study = load_study(args.study)
-        for path in check_raw_data(study, accept_new_data=args.accept_new_data):
-            print(f"accepted the changed raw file {path}")
-        report = run_study(study, args.notebooks, force=args.force, jobs=args.jobs, timeout=args.timeout)
-        for outcome in report.failed:
-            print(f"error: {outcome.error}", file=sys.stderr)
-            print(outcome.detail, file=sys.stderr)
-        if report.failed:
-            return 1
-        path = ledger.merge(study)
+        with writing(study):
+            for path in check_raw_data(study, accept_new_data=args.accept_new_data):
+                print(f"accepted the changed raw file {path}")
+            report = run_study(study, args.notebooks, force=args.force, jobs=args.jobs, timeout=args.timeout)
+            for outcome in report.failed:
+                print(f"error: {outcome.error}", file=sys.stderr)
+                print(outcome.detail, file=sys.stderr)
+            if report.failed:
+                return 1
+            path = ledger.merge(study)
         ran, current = len(report.ran), len(report.current)
         print(f"done in {report.seconds:.1f} s: {ran} ran, {current} up to date; ledger {relative(path)}")
         return 0
@@ -63,17 +69,35 @@ def _list(parser: argparse.ArgumentParser):
         from analysis.run.pipeline import load_pipeline
 
         print("studies (studies/*.yml):")
+        broken = {}
         for name in list_studies():
-            study = load_study(name)
+            try:
+                study = load_study(name)
+            except StudyError as error:  # one broken study file does not hide the others
+                broken[relative(study_path(name))] = str(error)
+                print(f"  {name:<16} cannot be read: {_first_problem(str(error))}")
+                continue
             tag = " [synthetic data]" if study.synthetic else ""
             print(f"  {name:<16} {study.title}{tag}")
         print("notebooks (notebooks/pipeline.yml), in order:")
         for step in load_pipeline():
             needs = f" (needs {', '.join(step.needs)})" if step.needs else ""
             print(f"  {step.name:<16} {step.description}{needs}")
+        if broken:
+            count = len(broken)
+            print(f"error: {count} study file{'s' * (count != 1)} cannot be read: {', '.join(broken)}", file=sys.stderr)
+            print("\n".join(broken.values()), file=sys.stderr)
+            return 2
         return 0
 
     return handle
+
+
+def _first_problem(message: str) -> str:
+    """A StudyError's first line, with its first listed problem when it lists several."""
+    lines = message.splitlines()
+    listed = [line.strip().removeprefix("- ") for line in lines[1:] if line.startswith("  - ")]
+    return f"{lines[0]}; first: {listed[0]}" if listed else lines[0]
 
 
 @command("kernel", "register this environment's Jupyter kernel (papermill, nbval and JupyterLab use it)")
@@ -120,8 +144,13 @@ def _clean(parser: argparse.ArgumentParser):
         from analysis.run.clean import clean
 
         for name in args.study or list_studies():
-            for path in clean(load_study(name)):
+            study = load_study(name)
+            with writing(study):
+                cleaned = clean(study)
+            for path in cleaned.removed:
                 print(f"removed {path}")
+            for path in cleaned.left:
+                print(f"left {path} (not written by the pipeline)")
         return 0
 
     return handle
@@ -172,7 +201,8 @@ def _data(parser: argparse.ArgumentParser):
         from analysis.data.manifest import derived_dir, manifest_path
 
         study = load_study(args.study)
-        prepared = prepare(study, accept_new_data=args.accept_new_data)
+        with writing(study):
+            prepared = prepare(study, accept_new_data=args.accept_new_data)
         flow = prepared.flow.set_index(["stage", "period"])["n"]
         tag = " [synthetic data]" if study.synthetic else ""
         others = "".join(f"; {len(frame)} {study.unit(name)}" for name, frame in prepared.tables.items()
@@ -257,7 +287,9 @@ def _paper(parser: argparse.ArgumentParser):
     def handle(args) -> int:
         from analysis import paper
 
-        paper.build(load_study(args.study), force=args.force)
+        study = load_study(args.study)
+        with writing(study):
+            paper.build(study, force=args.force)
         return 0
 
     return handle

@@ -38,6 +38,15 @@ STUDIES_DIR = ROOT / "studies"
 PERIODS = ("before", "after")
 ColumnType = Literal["string", "integer", "number", "boolean", "date", "category"]
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A study's name is a folder under data_derived/ and paper/build/: a study file `...yml` (name `..`) made
+# the paper build write into paper/ itself.
+STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+NAME_RULE = "a study's name (its file's name) is letters, digits, '_' and '-', starting with a letter or digit"
+DERIVED_DIR = ROOT / "data_derived"
+NOTEBOOKS_DIR = ROOT / "notebooks"
+OUTPUTS_RULE = ("outputs go in a folder inside data_derived/, or, for a study file kept outside the repository, "
+                "inside the study file's own folder; executed notebooks may also go to notebooks/ itself "
+                "(see studies/README.md)")
 
 
 class _Strict(BaseModel):
@@ -129,11 +138,17 @@ class ColumnSpec(_Strict):
         return self
 
 
+# Days between two dates above this are an error unless the derivation says `max:`: a mistyped
+# year (2099 for 2009) made a length of stay of 32,474 days that entered the models as a covariate.
+MAX_DAYS = 365
+
+
 class Derivation(_Strict):
     """A column computed from others: days between two dates, or the difference of two numbers."""
 
     days_between: tuple[str, str] | None = Field(None, description="[start date, end date]")
     difference: tuple[str, str] | None = Field(None, description="[a, b]: a minus b")
+    max: float | None = Field(None, gt=0, description=f"days_between: the most days plausible (default {MAX_DAYS})")
     label: str | None = None
     skewed: bool = False
 
@@ -141,7 +156,13 @@ class Derivation(_Strict):
     def _one(self) -> Derivation:
         if (self.days_between is None) == (self.difference is None):
             raise ValueError("give exactly one of `days_between` or `difference`")
+        if self.max is not None and self.days_between is None:
+            raise ValueError("`max` is for `days_between` (the most days plausible between the two dates)")
         return self
+
+    @property
+    def max_days(self) -> float:
+        return MAX_DAYS if self.max is None else self.max
 
     @property
     def inputs(self) -> tuple[str, str]:
@@ -413,6 +434,8 @@ class Study(_Strict):
     title: str
     synthetic: StrictBool = Field(..., description="true when the data are synthetic; shown on every result")
     description: str = ""
+    extraction_date: dt.date | None = Field(
+        None, description="the day the data were extracted: no date in them may be later (default: today)")
     tables: dict[str, TableSource] = Field(..., description="the first table is the main one (the flow's units)")
     published: Path | None = Field(None, description="folder of published aggregates to compare against")
     period: Period
@@ -443,7 +466,7 @@ class Study(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> Study:
-        problems = [*self._table_problems(), *self._column_problems()]
+        problems = [*self._table_problems(), *self._column_problems(), *self._output_problems()]
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -518,6 +541,29 @@ class Study(_Strict):
                 need(f"tables.{name}.inherit", table.belongs_to, column)
         return problems
 
+    def _output_problems(self) -> list[str]:
+        """Output folders that could hold sources or inputs: what the pipeline writes there, and what
+        `clean` removes, would land on them. Judged where they lead, after `..` and symbolic links."""
+        home = resolve(self.file).resolve().parent
+        beside_study = not _within(home, ROOT)  # a study kept outside the repository writes beside itself
+        inputs = [resolve(self.file), *self.raw_files()]
+        problems = []
+        for key, given, folder in (("outputs.folder", self.outputs.folder, self.output_dir),
+                                   ("outputs.notebooks", self.outputs.notebooks, self.notebook_dir)):
+            if key == "outputs.notebooks" and given is None:
+                continue  # inside the output folder, judged above
+            real = folder.resolve()
+            if key == "outputs.notebooks" and real == NOTEBOOKS_DIR:
+                continue  # the reference study's executed notebooks are their sources, executed in place
+            shown = given or relative(folder)
+            allowed = DERIVED_DIR.resolve() in real.parents or (
+                beside_study and _within(real, home) and not _within(ROOT, real))
+            if not allowed:
+                problems.append(f"{key}: {shown} is {relative(real)}, outside data_derived/ (rule: {OUTPUTS_RULE})")
+            problems += [f"{key}: {shown} holds the input file {relative(source)} (rule: an output folder never "
+                         "holds the study's inputs)" for source in inputs if _within(source.resolve(), real)]
+        return problems
+
     @property
     def main_table(self) -> str:
         return next(iter(self.tables))
@@ -550,8 +596,12 @@ class Study(_Strict):
         return resolve(self.outputs.notebooks) if self.outputs.notebooks else self.output_dir / "notebooks"
 
     def parameters_sha256(self) -> str:
-        """Hash of what the analysis depends on: every setting except where the file and outputs are."""
-        return sha256_json(self.model_dump(mode="json", exclude={"file", "outputs"}))
+        """Hash of what the analysis depends on: every setting except where the file and outputs are,
+        and the plausibility limits (`extraction_date`, a derivation's `max`), which accept or refuse
+        the data but change no result."""
+        checks_only = {"file": True, "outputs": True, "extraction_date": True,
+                       "tables": {"__all__": {"derive": {"__all__": {"max"}}}}}
+        return sha256_json(self.model_dump(mode="json", exclude=checks_only))
 
     def raw_files(self) -> list[Path]:
         """Every raw input the study reads: its data tables and the published aggregates."""
@@ -561,8 +611,24 @@ class Study(_Strict):
         return files
 
 
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML keeps the last of two equal keys silently; a study file with both is an error."""
+    """YAML keeps the last of two equal keys silently; a study file with both is an error.
+
+    Anchors and aliases are refused as the file is composed, before any is expanded: nine nested
+    aliases in 2 KB ("billion laughs") expand into 9**9 values, which took 48 s and 6 GB before
+    dying. A study file has no need of them.
+    """
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise StudyError(f"line {event.start_mark.line + 1}: anchors and aliases (&, *) are not allowed in a "
+                             "study file; write the value out in full where it is used")
+        return super().compose_node(parent, index)
 
 
 def _construct_mapping(loader, node, deep=False):
@@ -601,6 +667,8 @@ def load_study(name_or_path: str | Path) -> Study:
     """Parse and check a study file; any problem is a StudyError naming the file and the key."""
     path = study_path(name_or_path)
     where = relative(path)
+    if not STUDY_NAME.match(path.stem):
+        raise StudyError(f"{where}: study name '{path.stem}' refused (rule: {NAME_RULE}); rename the file")
     if not path.is_file():
         known = ", ".join(list_studies()) or "none"
         raise StudyError(f"{where}: study file not found (studies here: {known})")

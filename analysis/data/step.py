@@ -9,6 +9,7 @@ failure at any point leaves the previous set as it was.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -32,10 +33,13 @@ from analysis.data.manifest import (
 )
 from analysis.data.validate import published_files, validate_published, validate_study
 from analysis.errors import StudyError
-from analysis.paths import atomic_write, relative, resolve
+from analysis.paths import atomic_write, relative, resolve, writer_gone
 from analysis.provenance import sha256_file
 
 FLOW = "flow"
+# The two folders beside derived/ while a new set replaces it, named after the writing process
+NEW_SET, OLD_SET = ".derived-new-", ".derived-old-"
+LEFTOVER_SET = re.compile(r"^\.derived-(?:new|old)-(.+)$")
 
 
 @dataclass(frozen=True)
@@ -96,9 +100,10 @@ def _write_set(study: Study, frames: dict[str, pd.DataFrame], input_rows: dict[s
     """Write the derived tables and the manifest together, or leave the old set untouched."""
     target = derived_dir(study)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".derived-new-"))
+    remove_leftovers(study)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{NEW_SET}{os.getpid()}-"))
     staging.chmod(0o755)  # mkdtemp makes it private; it becomes the readable derived/ folder
-    retired = target.parent / f".derived-old-{uuid.uuid4().hex}"
+    retired = target.parent / f"{OLD_SET}{os.getpid()}-{uuid.uuid4().hex}"
     try:
         outputs = []
         for name, frame in frames.items():
@@ -124,6 +129,16 @@ def _write_set(study: Study, frames: dict[str, pd.DataFrame], input_rows: dict[s
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove_leftovers(study: Study) -> list[Path]:
+    """Remove the derived sets a killed data step left beside derived/ (kill -9 between its two renames):
+    patient-level copies that nothing else would ever remove. A set whose writer still runs is kept."""
+    left = [path for path in study.output_dir.glob(".derived-*")
+            if (found := LEFTOVER_SET.match(path.name)) and path.is_dir() and writer_gone(found[1])]
+    for path in left:
+        shutil.rmtree(path)
+    return left
 
 
 def output_key(study: Study, path: Path) -> str:

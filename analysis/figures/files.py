@@ -67,6 +67,8 @@ def save(figure: Figure, folder: str | Path, name: str, provenance: dict,
 
     Every file is first written in full to a temporary sibling; only when all formats are written are
     they renamed into place, so a failure leaves the previous files as they were and no partial file.
+    A save killed before its renames (kill -9 runs no cleanup) leaves its hidden `.<file>.<pid>-*.tmp`
+    siblings; the next save into the folder removes them (`analysis.paths.atomic_write`).
     """
     formats = tuple(formats)
     unknown = [f for f in formats if f not in WRITERS]

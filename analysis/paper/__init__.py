@@ -19,6 +19,11 @@ Captions may hold number placeholders too. pandoc (from the pypandoc_binary whee
 DOCX, with references formatted from `paper/references.bib` in `paper/vancouver.csl`, and PDF when a
 LaTeX engine is installed (its absence is reported, not an error). The SQUIRE 2.0 checklist
 (`paper/squire.yml`) is written beside the paper, each item linked to the section that answers it.
+
+Every value substituted from data or a study file (a table's cells and header, a warning, and in a generated
+source every label, title and name) is escaped for Markdown (`analysis.paper.safe`): it prints as the text it
+is, never as HTML, a link, an image or a placeholder, while the author's Markdown around it stays Markdown.
+pandoc looks for images only in the study's figures folder, from an empty working directory.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,9 +40,11 @@ import yaml
 
 from analysis import ledger, tables
 from analysis.config import Study
+from analysis.data.manifest import changed_message, raw_changes
 from analysis.errors import StudyError
 from analysis.ledger import Entry
-from analysis.paths import ROOT, atomic_write, relative
+from analysis.paper.safe import markdown, terminal
+from analysis.paths import ROOT, atomic_write, relative, scratch_file
 from analysis.provenance import LOCK_FILE, files_digest, sha256_json
 from analysis.text import PLACEHOLDER, render
 
@@ -59,12 +67,16 @@ CONVENTIONS = ("95%", "SQUIRE 2.0", "3-sigma", "lme4")
 CITATION = re.compile(r"\[@[^\]]*\]")
 ATTRIBUTES = re.compile(r"\{#[^}]*\}")
 # what the generated source depends on besides the study file, the ledger, tables and figures
-CODE = ("paper/__init__.py", "paper/generated.py", "paper/words.py", "text.py", "tables.py", "ledger.py", "config.py",
-        "analyses/outcomes.py", "analyses/figure_data.py", "analyses/robustness.py")
+CODE = ("paper/__init__.py", "paper/generated.py", "paper/words.py", "paper/safe.py", "text.py", "tables.py",
+        "ledger.py", "config.py", "analyses/outcomes.py", "analyses/figure_data.py", "analyses/robustness.py")
 
 
 def build_dir(study: Study) -> Path:
     return PAPER / "build" / study.name
+
+
+def figures_dir(study: Study) -> Path:
+    return study.output_dir / "figures"
 
 
 def generated_path(study: Study, out: Path | None = None) -> Path:
@@ -120,9 +132,9 @@ def _anchor(kind: str, name: str) -> str:
 
 
 def _markdown_table(frame: pd.DataFrame) -> str:
-    cells = frame.astype(object).where(frame.notna(), "").astype(str)
-    cells = cells.apply(lambda column: column.str.replace("|", "/", regex=False))
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    """A pipe table whose header and cells print as the CSV holds them (escaped: a bar stays in its cell)."""
+    cells = frame.astype(object).where(frame.notna(), "").map(markdown)
+    header = "| " + " | ".join(markdown(c) for c in frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     return "\n".join([header, rule, *("| " + " | ".join(row) + " |" for row in cells.itertuples(index=False))])
 
@@ -149,18 +161,21 @@ def expand_blocks(text: str, study: Study, where: str | None = None) -> str:
             if not path.is_file():
                 problems.append(f"table '{name}': {relative(path)} does not exist")
                 return match.group(0)
-            # cells as the CSV writes them: read as numbers, a count column with an empty cell would print "121.0"
-            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+            # cells as the CSV writes them: read as numbers, a count column with an empty cell would print "121.0";
+            # without the quote that keeps a spreadsheet from running a text as a formula
+            table = tables.unquote(pd.read_csv(path, dtype=str, keep_default_na=False))
             return f"{_markdown_table(table)}\n\n: {label}. {caption} {{#{_anchor(kind, name)}}}"
-        path = study.output_dir / "figures" / f"{name}.png"
+        path = figures_dir(study) / f"{name}.png"
         if not path.is_file():
             problems.append(f"figure '{name}': {relative(path)} does not exist")
             return match.group(0)
-        return f"![{label}. {caption}]({relative(path)}){{#{_anchor(kind, name)} width=100%}}"
+        # by its name alone: pandoc looks for images in the figures folder only (`_pandoc`)
+        return f"![{label}. {caption}]({path.name}){{#{_anchor(kind, name)} width=100%}}"
 
     expanded = BLOCK.sub(replace, text)
     if problems:
-        raise StudyError(f"{where or relative(SOURCE)}: {len(problems)} block problem(s): " + "; ".join(problems))
+        raise StudyError(terminal(f"{where or relative(SOURCE)}: {len(problems)} block problem(s): " +
+                                  "; ".join(problems)))
     return expanded
 
 
@@ -174,11 +189,11 @@ def expand_warnings(text: str, entries: dict[str, Entry], where: str) -> str:
             problems.append(f"'warning: {name}': " + ("not in the ledger" if name not in entries else
                                                       "the entry has no warning"))
             return match.group(0)
-        return " ".join(w.strip() for w in entries[name].warnings)
+        return " ".join(markdown(w) for w in entries[name].warnings)
 
     expanded = WARNING.sub(replace, text)
     if problems:
-        raise StudyError(f"{where}: {len(problems)} warning problem(s): " + "; ".join(problems))
+        raise StudyError(terminal(f"{where}: {len(problems)} warning problem(s): " + "; ".join(problems)))
     return expanded
 
 
@@ -190,7 +205,8 @@ def stray_numbers(source: str, declared: tuple[str, ...] | list[str] = ()) -> li
     text = WARNING.sub("", text)  # warnings are the ledger's own words
     text = BLOCK.sub(lambda match: match.group(3) or "", text)  # a caption is text: keep it for the check
     text = ATTRIBUTES.sub("", CITATION.sub("", text))
-    for convention in (*CONVENTIONS, *sorted(declared, key=len, reverse=True)):
+    # a declared text as the study file has it, and as a generated source writes it (escaped for Markdown)
+    for convention in (*CONVENTIONS, *sorted({*declared, *map(markdown, declared)}, key=len, reverse=True)):
         text = text.replace(convention, "")
     return [line.strip() for line in text.splitlines() if re.search(r"\d", line)]
 
@@ -263,8 +279,8 @@ def render_source(study: Study, source: Source, entries: dict[str, Entry]) -> st
     """A source's Markdown with every placeholder filled from the ledger, tables and figures."""
     stray = stray_numbers(source.text, declared_texts(study))
     if stray:
-        raise StudyError(f"{source.where}: {len(stray)} line(s) hold a number typed by hand; use a ledger "
-                         "placeholder ({{ name | style }}) instead: " + " | ".join(stray))
+        raise StudyError(terminal(f"{source.where}: {len(stray)} line(s) hold a number typed by hand; use a ledger "
+                                  "placeholder ({{ name | style }}) instead: " + " | ".join(stray)))
     # numbers first: a caption inside a table or figure block may hold number placeholders
     text = render(source.text, entries, where=source.where)
     text = expand_warnings(text, entries, source.where)
@@ -277,16 +293,22 @@ def render_manuscript(study: Study) -> str:
     return render_source(study, manuscript_source(study, entries), entries)
 
 
-def _pandoc(source: Path, target: Path, extra: list[str]) -> None:
-    """pandoc into a temporary sibling, renamed into place: never half a file."""
+def _pandoc(source: Path, target: Path, extra: list[str], figures: Path) -> None:
+    """pandoc into a temporary sibling, renamed into place: never half a file.
+
+    pandoc embeds (HTML) or includes (DOCX, PDF) the images it finds on its resource path and in its working
+    directory: the path is the study's figures folder alone, and it runs in an empty folder, so that a relative
+    name finds nothing else."""
     import pypandoc
 
-    scratch = target.with_name(f".{target.stem}.tmp{target.suffix}")
+    # a name of its own: two builds at once shared `.manuscript.tmp.html`, and one renamed the other's away
+    scratch = scratch_file(target, suffix=f".tmp{target.suffix}")
     try:
-        pypandoc.convert_file(
-            str(source), to=target.suffix.lstrip("."), outputfile=str(scratch), format="markdown",
-            extra_args=["--standalone", "--citeproc", f"--resource-path={ROOT}", *extra],
-        )
+        with tempfile.TemporaryDirectory() as empty:
+            pypandoc.convert_file(
+                str(source), to=target.suffix.lstrip("."), outputfile=str(scratch), format="markdown",
+                extra_args=["--standalone", "--citeproc", f"--resource-path={figures}", *extra], cworkdir=empty,
+            )
         os.replace(scratch, target)
     finally:
         scratch.unlink(missing_ok=True)
@@ -298,7 +320,7 @@ def build_key(study: Study) -> str:
     own = source_path(study)
     inputs = [own or study.file, CHECKLIST, PAPER / "references.bib", PAPER / "vancouver.csl", LOCK_FILE,
               ledger.results_path(study), *sorted(tables.tables_dir(study).glob("*.csv")),
-              *sorted((study.output_dir / "figures").glob("*.png"))]
+              *sorted(figures_dir(study).glob("*.png"))]
     code = files_digest(ROOT / "analysis" / name for name in CODE)
     return sha256_json({"files": files_digest(p for p in inputs if Path(p).is_file()), "code": code,
                         "source": relative(own) if own else "generated",
@@ -309,6 +331,11 @@ def build(study: Study, out: Path | None = None, force: bool = False, echo=print
     """Write the manuscript (Markdown, HTML, DOCX; PDF if LaTeX is installed) and the checklist into
     `out` (default paper/build/<study>), unless nothing it depends on changed since the last build.
     A generated source is written there too, as `<study>.md`, with how to adopt it."""
+    # the ledger holds what the raw data gave when the manifest was written; a raw file changed since
+    # means numbers the data no longer give, up to date as the build may otherwise look
+    changes = raw_changes(study)
+    if changes:
+        raise StudyError(changed_message(study, changes))
     out = out or build_dir(study)
     key, stamp = build_key(study), out / ".build-key"
     if not force and stamp.is_file() and stamp.read_text() == key:
@@ -341,11 +368,11 @@ def build(study: Study, out: Path | None = None, force: bool = False, echo=print
                           (out / "manuscript.docx", metadata),
                           (out / "squire-checklist.html", ["--embed-resources", "--metadata=title:SQUIRE 2.0",
                                                            f"--variable=maxwidth:{HTML_WIDTH}"])):
-        _pandoc(checklist_md if target.stem == "squire-checklist" else manuscript, target, extra)
+        _pandoc(checklist_md if target.stem == "squire-checklist" else manuscript, target, extra, figures_dir(study))
         written.append(target)
     engine = next((e for e in LATEX_ENGINES if shutil.which(e)), None)
     if engine:
-        _pandoc(manuscript, out / "manuscript.pdf", [f"--pdf-engine={engine}", *metadata])
+        _pandoc(manuscript, out / "manuscript.pdf", [f"--pdf-engine={engine}", *metadata], figures_dir(study))
         written.append(out / "manuscript.pdf")
     else:
         echo("PDF not built: no LaTeX engine found (xelatex, lualatex or pdflatex; e.g. apt-get install texlive-xetex)")

@@ -1,32 +1,88 @@
-"""Remove what the pipeline generated for a study; raw data and notebook sources are never touched."""
+"""Remove what the pipeline wrote for a study, file by file, by name; whatever else is there stays.
+
+The pipeline's files are known: the manifest and the derived tables it lists, the ledger fragments
+(one per notebook), results.json and LEDGER.md, the tables the notebooks export, the figures, the
+verification report, the run state, the executed notebooks, the paper build, and scratch files and
+derived sets that a killed process left. A file people put among them (notes, drafts, their own
+notebook) is left, and named. Folders the clean leaves empty are removed.
+"""
 
 from __future__ import annotations
 
-import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
 
+from analysis import ledger, paper, tables
 from analysis.config import Study
-from analysis.errors import StudyError
-from analysis.paths import ROOT, relative
-from analysis.run.pipeline import PIPELINE_FILE
+from analysis.data.manifest import MANIFEST, derived_dir, read_manifest
+from analysis.data.step import remove_leftovers
+from analysis.figures.files import WRITERS
+from analysis.paths import LOCK_NAME, relative, remove_stale_scratch
+from analysis.run.cache import STATE_FILE
+from analysis.run.pipeline import PIPELINE_FILE, Step, load_pipeline
+from analysis.verify import report_folder
 
-PROTECTED = (ROOT / "data_raw", ROOT / "notebooks", ROOT / "analysis", ROOT / "studies", ROOT / "tests")
+FIGURE_SUFFIXES = {f".{fmt}" for fmt in WRITERS}
+# what `analysis.paper.build` writes besides the generated source `<study>.md`
+PAPER_FILES = ("manuscript.md", "manuscript.html", "manuscript.docx", "manuscript.pdf", "squire-checklist.md",
+               "squire-checklist.html", ".build-key")
 
 
-def clean(study: Study) -> list[str]:
-    """Delete the study's output folder's contents (and executed notebooks kept elsewhere)."""
-    folder = study.output_dir
-    if folder == ROOT or any(folder == p or p in folder.parents or folder in p.parents for p in PROTECTED):
-        raise StudyError(f"{relative(study.file)}: refusing to clean output folder {relative(folder)}: "
-                         "it is, holds or lies inside a source folder")
-    removed = []
-    if folder.is_dir():
-        for path in sorted(folder.iterdir()):
-            if path.name == "README.md":  # written by people
-                continue
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-            removed.append(relative(path))
-    if study.notebook_dir != PIPELINE_FILE.parent and study.notebook_dir.is_dir():
-        for path in sorted(study.notebook_dir.glob("*.ipynb")):
-            path.unlink()
-            removed.append(relative(path))
-    return removed
+@dataclass
+class Cleaned:
+    removed: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)  # in the study's folders, not written by the pipeline
+
+
+def folders(study: Study) -> list[Path]:
+    """The folders the pipeline writes a study's files into (the clean removes those it leaves empty)."""
+    out = study.output_dir
+    found = [out, derived_dir(study), ledger.ledger_dir(study), tables.tables_dir(study), out / "figures",
+             report_folder(study), paper.build_dir(study)]
+    # the repository's notebooks/ holds the reference study's executed notebooks: they are its sources
+    if study.notebook_dir.resolve() != PIPELINE_FILE.parent:
+        found.append(study.notebook_dir)
+    return found
+
+
+def pipeline_files(study: Study, steps: list[Step]) -> list[Path]:
+    """Every file of the study the pipeline wrote and that exists, by name or by its manifest."""
+    out = study.output_dir
+    files = [out / name for name in (MANIFEST, "results.json", "LEDGER.md", STATE_FILE)]
+    for entry in (read_manifest(study) or {}).get("outputs", []):
+        path = out / entry["path"]
+        if out.resolve() in path.resolve().parents:  # a hand-edited manifest could name any file
+            files.append(path)
+    files += [ledger.ledger_dir(study) / f"{step.name}.json" for step in steps]
+    files += [path for step in steps for pattern in step.outputs if pattern.startswith("tables/")
+              for path in out.glob(pattern)]
+    files += [path for path in (out / "figures").glob("*") if path.suffix in FIGURE_SUFFIXES]
+    files += [report_folder(study) / name for name in ("report.md", "report.json")]
+    if study.notebook_dir.resolve() != PIPELINE_FILE.parent:
+        files += [study.notebook_dir / name for step in steps
+                  for name in (step.source.name, f".{step.source.stem}.running.ipynb")]  # executed, or being
+    files += [paper.generated_path(study), *(paper.build_dir(study) / name for name in PAPER_FILES)]
+    return sorted({path for path in files if path.is_file()})
+
+
+def clean(study: Study, pipeline: Path = PIPELINE_FILE) -> Cleaned:
+    """Delete the study's pipeline files, then the folders left empty; say what else is there.
+
+    Run it holding the study's lock (`analysis.cli.writing`): the lock file goes too, as the last file.
+    """
+    removed = pipeline_files(study, load_pipeline(pipeline))
+    for path in removed:
+        path.unlink()
+    removed += [path for folder in folders(study) for path in remove_stale_scratch(folder)]
+    removed += remove_leftovers(study)
+    (study.output_dir / LOCK_NAME).unlink(missing_ok=True)  # the command's own lock, not an output
+    cleaned = Cleaned(removed=[relative(path) for path in removed])
+    known = folders(study)
+    for folder in sorted(known, key=lambda path: len(path.parts), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    for folder in known:
+        if folder.is_dir():
+            cleaned.left += [relative(path) + "/" * path.is_dir() for path in sorted(folder.iterdir())
+                             if path not in known]
+    return cleaned

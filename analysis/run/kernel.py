@@ -7,6 +7,7 @@ environment (`sys.prefix`), so the venv always runs its own code.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -24,7 +25,17 @@ def _spec_dir() -> Path:
 
 
 def ensure_kernel() -> str:
-    """Register (or repair) the kernelspec for this interpreter; return its name."""
+    """Register (or repair) the kernelspec for this interpreter; return its name.
+
+    Stops, naming the package and how to reinstall it, when the kernel's command line cannot run:
+    without ipykernel every notebook failed with "Kernel died before replying to kernel_info".
+    """
+    if importlib.util.find_spec("ipykernel_launcher") is None:
+        raise StudyError(
+            f"the Jupyter kernel cannot start: the package ipykernel is not installed in {sys.prefix} "
+            f"(`{sys.executable} -m ipykernel_launcher` is the kernel's command line); reinstall it with "
+            f"`{sys.executable} -m pip install --no-deps --require-hashes -r requirements.lock` (what `make venv` "
+            f"installs), or `{sys.executable} -m pip install ipykernel`")
     spec = {
         # The kernel application's own log (not the cells' output, which the notebook keeps) says at every
         # start that TCP is unencrypted and at every shutdown that it caught the interrupt: noise on our

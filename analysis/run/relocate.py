@@ -18,8 +18,10 @@ def relocate(study: Study, folder: Path) -> Study:
     """Write `<folder>/<name>.yml`, the study with outputs in `<folder>/outputs`, and load it.
 
     Paths in a study file are relative to the repository root, not to the file, so the copy reads
-    the same data; only `outputs` changes.
+    the same data; only `outputs` changes. The copy lies beside its outputs, which is where a study file
+    kept outside the repository may write (analysis/config.py, `outputs`).
     """
+    folder = folder.resolve()  # `--keep DIR` is relative to where the reviewer typed it, not to the repository
     spec = yaml.safe_load(resolve(study.file).read_text(encoding="utf-8"))
     spec["outputs"] = {"folder": str(folder / "outputs"), "notebooks": str(folder / "notebooks")}
     folder.mkdir(parents=True, exist_ok=True)

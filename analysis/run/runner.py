@@ -55,9 +55,13 @@ def run_study(
     A notebook starts once every notebook it needs has finished; up to `jobs` run at once. A failure
     stops the notebooks that need the failed one, not the others.
     """
+    from analysis.data.step import remove_leftovers  # pandas and pyarrow: not for `python -m analysis list`
+
     started = time.perf_counter()
     steps = select(load_pipeline(pipeline), notebooks)
     kernel = ensure_kernel()
+    # a data step killed between its renames left patient-level copies; its notebook may now be up to date
+    remove_leftovers(study)
     state = RunState(study)
     parameters = parameters_for(study)
     code = code_digest()

@@ -57,9 +57,9 @@ def _study(tmp_path, kind: str, by_date: bool, clusters: int, case: str):
     columns = {"id": {"type": "string"}, "arm": {"type": "string"}, "admitted": {"type": "date"},
                "ward": {"type": "string"}, "site": {"type": "string"}, "age": {"type": "integer"},
                "event": {"type": "boolean"}, "count": {"type": "integer"}, "days": {"type": "integer"},
-               "score": {"type": "number"}, "level": {"type": "category", "values": LEVELS, "ordered": True}}
+               "score": {"type": "number"}, "level": {"type": "category", "values": list(LEVELS), "ordered": True}}
     outcome = {"binary": {"column": "event"}, "count": {"column": "count", "exposure": "days"},
-               "continuous": {"column": "score"}, "ordinal": {"column": "level", "levels": LEVELS}}[kind]
+               "continuous": {"column": "score"}, "ordinal": {"column": "level", "levels": list(LEVELS)}}[kind]
     period = ({"column": "admitted", "before": {"label": "Before", "start": "2020-01-01", "end": "2020-12-31"},
                "after": {"label": "After", "start": "2021-01-01", "end": "2021-12-31"}} if by_date else
               {"column": "arm", "before": {"label": "Usual", "value": "usual"},
