@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from analysis.config import PERIODS, Condition, Period, Study
+from analysis.config import PERIODS, Condition, Derivation, Period, Study
 
 OPERATORS = {">=": np.greater_equal, "<=": np.less_equal, ">": np.greater, "<": np.less}
 
@@ -110,11 +110,17 @@ def _period_columns(values: pd.Series, period_of_row: pd.Series, period: Period)
     return columns
 
 
+def days_between(frame: pd.DataFrame, derivation: Derivation) -> pd.Series:
+    """Whole days from the start date to the end date, per row (missing where either is). The data
+    step refuses counts below 0 or above `derivation.max_days` (validate.py); this is what both use."""
+    start, end = derivation.days_between
+    return (frame[end] - frame[start]).dt.days
+
+
 def _derived(frame: pd.DataFrame, study: Study, table: str) -> pd.DataFrame:
     for name, derivation in study.tables[table].derive.items():
         if derivation.days_between is not None:
-            start, end = derivation.days_between
-            days = (frame[end] - frame[start]).dt.days
+            days = days_between(frame, derivation)
             frame[name] = days.astype("int64") if days.notna().all() else days.astype("Int64")
         else:
             a, b = derivation.difference

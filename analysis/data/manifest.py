@@ -5,7 +5,9 @@ tables, the published aggregates, the synthetic generator's metadata; `inputs`, 
 repository-relative path) and of every derived output (`outputs`, by path inside the study's output
 folder, so that a rebuild elsewhere compares equal), the study file's hash, the dictionaries'
 hashes, and, for synthetic data, the generator's name, version and seed. It has no timestamps: the
-same inputs give the same manifest, byte for byte.
+same inputs give the same manifest, byte for byte. An input reached through a symbolic link is
+recorded under the path the study gives, with `symlink_to` (where it points) and, when that is
+outside the repository, `outside_repository: true`: it is read, but a clone does not hold it.
 
 Raw data are never written by the pipeline; when a raw file's hash no longer matches the manifest,
 the data changed behind the study's back, and the run stops until the user accepts the new data.
@@ -14,6 +16,7 @@ the data changed behind the study's back, and the run stops until the user accep
 from __future__ import annotations
 
 import json
+import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +28,7 @@ import pyarrow
 from analysis.config import Study
 from analysis.data.dictionary import PUBLISHED_DICTIONARY, RAW_DICTIONARY
 from analysis.errors import StudyError
-from analysis.paths import relative, resolve
+from analysis.paths import ROOT, relative, resolve
 from analysis.provenance import sha256_file
 
 MANIFEST = "manifest.json"
@@ -69,6 +72,27 @@ def raw_inputs(study: Study) -> dict[str, Path]:
     return inputs
 
 
+def _as_given(path: Path) -> Path:
+    """The absolute path, symbolic links not followed (`relative` follows them)."""
+    return Path(os.path.normpath(resolve(path)))
+
+
+def input_path(path: Path) -> str:
+    """An input's path as the study gives it: repository-relative inside the repository, absolute outside."""
+    given = _as_given(path)
+    return given.relative_to(ROOT).as_posix() if given.is_relative_to(ROOT) else given.as_posix()
+
+
+def _input_entry(path: Path) -> dict:
+    entry = {"path": input_path(path)}
+    target = resolve(path).resolve()
+    if target != _as_given(path):  # the file itself or a folder on its way is a symbolic link
+        entry["symlink_to"] = relative(target)
+        if not target.is_relative_to(ROOT):
+            entry["outside_repository"] = True
+    return entry
+
+
 @dataclass(frozen=True)
 class RawChange:
     """A raw file whose content differs from what the manifest recorded."""
@@ -104,7 +128,7 @@ def raw_changes(study: Study) -> list[RawChange]:
     recorded = {entry["path"]: entry for entry in manifest.get("inputs", [])}
     changes = []
     for path in raw_inputs(study).values():
-        key = relative(path)
+        key = input_path(path)
         if key in recorded:
             new = sha256_file(path)
             if new != recorded[key]["sha256"]:
@@ -129,7 +153,7 @@ def build_manifest(study: Study, input_rows: dict[str, int], outputs: list[dict]
     inside the output folder, sha256, rows) per derived file."""
     inputs = []
     for role, path in raw_inputs(study).items():
-        entry = {"path": relative(path), "role": role, "sha256": sha256_file(path)}
+        entry = {**_input_entry(path), "role": role, "sha256": sha256_file(path)}
         if role in input_rows:
             entry["rows"] = input_rows[role]
         inputs.append(entry)

@@ -5,11 +5,15 @@ the value as it is in the file; types are checked and converted afterwards, from
 The frame's index is the row number in the file: the spreadsheet row for Excel, the line for CSV
 (a quoted cell spanning several lines would shift the CSV numbering; such files are rare here).
 
-Files are read, never written: raw data belong to the people who made them.
+Files are read, never written: raw data belong to the people who made them. Before a file is read
+whole, its first bytes say whether it is what its name says (a PNG, a PDF or a workbook named .csv
+is refused as what it is, without reading the rest), and a message quotes at most a short,
+printable excerpt of a file's content (`excerpt`).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
@@ -17,6 +21,7 @@ import itertools
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pandas as pd
 
@@ -27,6 +32,49 @@ EXCEL_SUFFIXES = {".xlsx", ".xlsm"}
 TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": ","}
 HEAD_ROWS = 30  # rows kept to suggest the header row when columns are not found
 ISO_DATE = "%Y-%m-%d"
+SNIFF_BYTES = 8192  # the first bytes, read to tell what a file is before reading it whole
+EXCERPT = 60  # the most characters of a file's content that a message quotes
+
+# What a file is, from its first bytes (its magic number), and what to do about it. A ZIP archive
+# is told apart by its contents (ZIP_CONTENTS): a .xlsx workbook is one.
+EXPORT = "export the table itself as CSV or .xlsx and point {key}.file at that file"
+MAGIC = {
+    b"\x89PNG\r\n\x1a\n": ("a PNG image", EXPORT),
+    b"\xff\xd8\xff": ("a JPEG image", EXPORT),
+    b"GIF8": ("a GIF image", EXPORT),
+    b"%PDF-": ("a PDF document", EXPORT),
+    b"PK\x03\x04": ("a ZIP archive", "extract the table from it and point {key}.file at the extracted file"),
+    b"PK\x05\x06": ("a ZIP archive", "extract the table from it and point {key}.file at the extracted file"),
+    b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1": ("an old-format Office file (an Excel .xls workbook?)",
+                                          "open it in Excel and save it as .xlsx or CSV"),
+    b"\x1f\x8b": ("a gzip-compressed file", "decompress it (gunzip) and point {key}.file at the result"),
+    b"PAR1": ("a Parquet file", EXPORT),
+    b"SQLite format 3\x00": ("an SQLite database", EXPORT),
+}
+XLSX = "an Excel workbook (.xlsx)"
+ZIP_CONTENTS = {
+    "xl/": (XLSX, "give it a name ending in .xlsx and point {key}.file at it"),
+    "word/": ("a Word document (.docx)", EXPORT),
+    "ppt/": ("a PowerPoint presentation (.pptx)", EXPORT),
+}
+NUL_BYTES = ("binary data (it holds NUL bytes)", "check that {key}.file is the table's file; " + EXPORT)
+TEXT = ("text (a CSV or text table?)", "give it a name ending in .csv (or .tsv, .txt) and point {key}.file at it")
+# Byte-order marks of the encodings whose text is full of NUL bytes, UTF-32's first: UTF-16's
+# little-endian mark is the start of UTF-32's.
+WIDE_BOMS = {codecs.BOM_UTF32_LE: "utf-32", codecs.BOM_UTF32_BE: "utf-32",
+             codecs.BOM_UTF16_LE: "utf-16", codecs.BOM_UTF16_BE: "utf-16"}
+
+
+@dataclass(frozen=True)
+class HiddenCell:
+    """An Excel cell that reads as empty but is not: part of a merged range, or a formula whose
+    value was never saved. Validation reports it as what it is when its column is declared."""
+
+    row: int  # the spreadsheet's row number
+    column: str  # the column's name in the header
+    rule: str
+    problem: str
+    fix: str
 
 
 @dataclass
@@ -38,6 +86,7 @@ class RawTable:
     header_row: int
     sheet: str | None = None
     head: list[list[str]] = field(default_factory=list)  # the first rows, to find a misplaced header
+    hidden: list[HiddenCell] = field(default_factory=list)  # Excel cells that read as empty but are not
 
     @property
     def where(self) -> str:
@@ -53,12 +102,82 @@ def read_raw(path: Path, *, encoding: str = "utf-8", sheet: str | int | None = N
     """
     suffix = path.suffix.lower()
     if suffix in EXCEL_SUFFIXES:
-        return _read_excel(path, sheet, header_row, date_format or ISO_DATE, study_key)
-    if suffix in TEXT_SUFFIXES:
-        return _read_text(path, encoding, header_row, TEXT_SUFFIXES[suffix], study_key)
-    known = ", ".join(sorted([*EXCEL_SUFFIXES, *TEXT_SUFFIXES]))
-    raise StudyError(f"{relative(path)}: files of type '{suffix or '(none)'}' cannot be read (known: {known}); "
-                     f"save the table as CSV or .xlsx and point {study_key}.file at it")
+        _expect(path, XLSX, encoding, study_key)
+        table = _read_excel(path, sheet, header_row, date_format or ISO_DATE, study_key)
+    elif suffix in TEXT_SUFFIXES:
+        sep = TEXT_SUFFIXES[suffix]
+        _expect(path, "a TSV table" if sep == "\t" else "a CSV table", encoding, study_key)
+        table = _read_text(path, encoding, header_row, sep, study_key)
+    else:
+        known = ", ".join(sorted([*EXCEL_SUFFIXES, *TEXT_SUFFIXES]))
+        raise StudyError(f"{relative(path)}: files of type '{suffix or '(none)'}' cannot be read (known: {known}); "
+                         f"save the table as CSV or .xlsx and point {study_key}.file at it")
+    if table.frame.empty and len(table.frame.columns):
+        # Said once, here: every check after it would fail for every column and every rule. (A
+        # header row without a single name is a misplaced header, which validation finds.)
+        what = "sheet" if table.sheet is not None else "file"
+        raise StudyError(f"{table.where}: the {what} has a header (row {header_row}) but no rows below it (rule: "
+                         f"not_empty); add the table's rows, or check {study_key}.file and {study_key}.header_row")
+    return table
+
+
+def excerpt(text: str, limit: int = EXCERPT) -> str:
+    """Text from a file as a message may quote it: characters a terminal would act on or could not
+    show (control characters, undecodable bytes) as '?', and at most `limit` characters."""
+    clean = "".join(c if c.isprintable() and c != "\ufffd" else "?" for c in text[: limit + 1])
+    return clean if len(clean) <= limit else clean[: limit - 3] + "..."
+
+
+def _expect(path: Path, wanted: str, encoding: str, study_key: str) -> None:
+    """Refuse, from its first bytes, a file that is not what its name says (`wanted`): an image,
+    a PDF, another Office file or binary data named .csv, or text named .xlsx, is named as what it
+    looks like; the rest of the file is not read."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except OSError as error:  # the error's text only: nothing of the file is quoted
+        raise StudyError(f"{relative(path)}: cannot be read ({error.strerror}; rule: readable file); check the "
+                         f"file's permissions, or point {study_key}.file at a readable copy") from None
+    declared = codecs.lookup(encoding).name  # utf-16, utf-16-le, utf-32-be...
+    for bom, wide in WIDE_BOMS.items():
+        if head.startswith(bom):
+            if wanted != XLSX and declared.startswith(wide):
+                return
+            raise StudyError(
+                f"{relative(path)}: the file is {wide.upper()} text (it starts with a {wide.upper()} byte-order "
+                f"mark; rule: encoding); set `encoding: {wide}` under {study_key} in the study file"
+                + ("" if wanted != XLSX else ", and give the file a name ending in .csv"))
+    kind, fix = _looks_like(path, head)
+    if wanted == XLSX and kind is None:
+        kind, fix = TEXT
+    if kind == NUL_BYTES[0] and wanted != XLSX and declared.startswith(("utf-16", "utf-32")):
+        return  # UTF-16 or UTF-32 declared, without a byte-order mark: its text is full of NUL bytes
+    if kind is not None and kind != wanted:
+        raise StudyError(f"{relative(path)}: this file looks like {kind}, not {wanted} (its first bytes say so; "
+                         f"rule: file format); {fix.format(key=study_key)}")
+
+
+def _looks_like(path: Path, head: bytes) -> tuple[str | None, str]:
+    """What the first bytes show a file to be, and what to do (None: nothing but text)."""
+    for magic, (kind, fix) in MAGIC.items():
+        if head.startswith(magic):
+            return _zip_contents(path) if magic.startswith(b"PK") else (kind, fix)
+    if b"\x00" in head:
+        return NUL_BYTES
+    return None, ""
+
+
+def _zip_contents(path: Path) -> tuple[str, str]:
+    """A ZIP archive by what it holds: a workbook, a document, or an archive of something else."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()  # from the archive's directory, at its end: nothing is extracted
+    except (zipfile.BadZipFile, OSError):
+        names = []
+    for folder, kind in ZIP_CONTENTS.items():
+        if any(name.startswith(folder) for name in names):
+            return kind
+    return MAGIC[b"PK\x03\x04"]
 
 
 def _decode(path: Path, encoding: str, study_key: str) -> str:
@@ -75,7 +194,7 @@ def _decode(path: Path, encoding: str, study_key: str) -> str:
                   if guess else f"set {study_key}.encoding in the study file to the file's encoding")
         raise StudyError(
             f"{relative(path)}: row {line}: cannot be read as {encoding} (byte 0x{data[error.start]:02x} is not "
-            f"valid {encoding}; value '{snippet[:80]}'; rule: encoding); {advice}"
+            f"valid {encoding}; value '{excerpt(snippet)}'; rule: encoding); {advice}"
         ) from None
     if not _is_utf8_name(encoding) and not data.isascii() and _decodes_as_utf8(data):
         # cp1252/latin-1 decode any bytes, so a UTF-8 file read as them does not fail: it turns
@@ -155,6 +274,7 @@ def _read_excel(path: Path, sheet: str | int | None, header_row: int, date_forma
         rows = [[_cell_text(value, date_format) for value in row]
                 for row in worksheet.iter_rows(min_row=1, values_only=True)]
         title = worksheet.title
+        sheet_xml = worksheet._worksheet_path  # the sheet's part in the archive, for `_hidden_cells`
     finally:
         book.close()
     if len(rows) < header_row:
@@ -167,7 +287,55 @@ def _read_excel(path: Path, sheet: str | int | None, header_row: int, date_forma
                          columns=[header[i] for i in keep], dtype="str")
     frame.index = pd.RangeIndex(header_row + 1, header_row + 1 + len(body))
     head = [[cell or "" for cell in row] for row in rows[:HEAD_ROWS]]
-    return RawTable(path, _tidy(frame), header_row, title, head)
+    hidden = _hidden_cells(path, sheet_xml, header, header_row, len(rows))
+    return RawTable(path, _tidy(frame), header_row, title, head, hidden)
+
+
+MERGED_FIX = "unmerge the cells and fill in each one (a merged cell's value is in its first cell only)"
+FORMULA_FIX = ("open and save the workbook in Excel (or LibreOffice), which saves each formula's value; or replace "
+               "the formulas by their values")
+
+
+def _hidden_cells(path: Path, sheet_xml: str, header: list, header_row: int, last_row: int) -> list[HiddenCell]:
+    """Cells below the header that read as empty but are not: the covered cells of a merged range
+    and formulas whose value was never saved (a workbook written by a program that does not
+    calculate). Read from the sheet's XML, streamed: openpyxl's read-only mode, which keeps memory
+    flat on large sheets, keeps neither merged ranges nor formulas."""
+    from openpyxl.utils import get_column_letter, range_boundaries
+    from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
+
+    def named(row: int, column: int) -> str | None:
+        name = header[column - 1] if column <= len(header) else None
+        return name.strip() if name is not None and header_row < row <= last_row else None
+
+    found = []
+    with zipfile.ZipFile(path) as archive, archive.open(sheet_xml) as source:
+        for _, element in ElementTree.iterparse(source):
+            tag = element.tag.rpartition("}")[2]
+            if tag == "c":
+                parts = {child.tag.rpartition("}")[2]: child.text for child in element}
+                # t="str" with an empty value is a formula whose saved result is the empty string
+                if "f" in parts and not parts.get("v") and element.get("t") != "str" and element.get("r"):
+                    letters, row = coordinate_from_string(element.get("r"))
+                    name = named(row, column_index_from_string(letters))
+                    if name is not None:
+                        found.append(HiddenCell(row, name, "formula_value",
+                                                f"formula with no saved value at {element.get('r')}", FORMULA_FIX))
+                element.clear()
+            elif tag == "row":
+                element.clear()
+            elif tag == "mergeCell":
+                first_column, first_row, last_column, end_row = range_boundaries(element.get("ref"))
+                first = f"{get_column_letter(first_column)}{first_row}"
+                span = f"{first}-{get_column_letter(last_column)}{end_row}"
+                problem = f"merged cell at {span}: only {first} holds a value, the others read as empty"
+                # rows past the sheet's last are not read: a range may claim a million of them
+                for row in range(first_row, min(end_row, last_row) + 1):
+                    for column in range(first_column, last_column + 1):
+                        name = named(row, column)
+                        if name is not None and (row, column) != (first_row, first_column):
+                            found.append(HiddenCell(row, name, "merged_cell", problem, MERGED_FIX))
+    return found
 
 
 def _cell_text(value, date_format: str) -> str | None:

@@ -11,6 +11,7 @@ written in the file) and rule, and says what to do.
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,13 +25,14 @@ import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from analysis.config import Study, TableSource
-from analysis.data.derive import assign_period, eligible, isin
+from analysis.data.derive import assign_period, days_between, eligible, isin
 from analysis.data.dictionary import TYPE_WORDS, Column, Table, allowed, published_tables, study_table
-from analysis.data.read import ISO_DATE, RawTable, guess_header_row, read_raw
+from analysis.data.read import ISO_DATE, RawTable, excerpt, guess_header_row, read_raw
 from analysis.errors import StudyError
 from analysis.paths import relative, resolve
 
 MAX_LISTED = 200  # violations written out in full; the rest are counted per column and rule
+MAX_NAMES = 30  # a file's column names quoted in a message
 BOOLEAN_TEXT = {"true": True, "false": False, "1": True, "0": False}
 NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"  # what counts as a number (no inf, no comma decimals)
 # The spellings YAML 1.1 reads as true/false: a study file's `yes: true` has the key True, and the
@@ -63,7 +65,7 @@ class Violation:
             names = ", ".join(f"'{c}'" for c in self.columns)
             parts.append(f"column {names}" if len(self.columns) == 1 else f"columns {names}")
         if self.value is not None:
-            parts.append(f"value '{self.value}'")
+            parts.append(f"value '{excerpt(self.value)}'")
         return f"{', '.join(parts)}: {self.problem} (rule: {self.rule})"
 
 
@@ -209,12 +211,13 @@ def _range_check(values: pd.Series, column: Column) -> Callable[[pd.Series], pd.
 
 def schema_violations(table: MappedTable) -> list[Violation]:
     schema = build_schema(table.name, table.spec, table.parsed)
+    hidden = _hidden_cells(table)
     try:
         schema.validate(table.text, lazy=True)
     except SchemaErrors as errors:
         cases = errors.failure_cases
     else:
-        return []
+        return list(hidden.values())
     violations = []
     missing = []
     for case in cases.itertuples(index=False):
@@ -223,10 +226,22 @@ def schema_violations(table: MappedTable) -> list[Violation]:
             continue
         column = table.spec.columns[case.column]
         row = int(case.index)
+        if case.check == "not_nullable" and (row, case.column) in hidden:
+            continue  # not an empty cell: a merged cell or an unsaved formula, reported as such
         value = table.values_at(row, case.column)
         violations.append(_cell_violation(table, case.column, column, case.check, row, value))
     violations.extend(_missing_columns(table, missing))
-    return violations
+    return [*violations, *hidden.values()]
+
+
+def _hidden_cells(table: MappedTable) -> dict[tuple[int, str], Violation]:
+    """The declared columns' cells that read as empty but are not (Excel's merged cells and
+    formulas without a saved value), by row and column: whether or not the column may be empty,
+    its value is not what the file shows."""
+    declared = {table.file_names[c]: c for c in table.text.columns}
+    return {(cell.row, declared[cell.column]): Violation(table.where, cell.rule, cell.problem, cell.fix,
+                                                         (cell.column,), cell.row, "(empty)")
+            for cell in table.raw.hidden if cell.column in declared and cell.row in table.text.index}
 
 
 def _cell_violation(table: MappedTable, name: str, column: Column, check: str, row: int, value: str) -> Violation:
@@ -266,9 +281,19 @@ def _cell_violation(table: MappedTable, name: str, column: Column, check: str, r
 def _missing_columns(table: MappedTable, missing: list[str]) -> list[Violation]:
     if not missing:
         return []
-    found = ", ".join(f"'{c}'" for c in table.raw.frame.columns) or "none"
     expected = [table.file_names[c] for c in table.spec.columns]
     guess = guess_header_row(table.raw, expected)
+    if table.text.columns.empty and guess is None:
+        # Not the table at all (a wrong path, a symlink to a system file, semicolons between
+        # columns): its first line is not quoted, as it may be anything.
+        return [Violation(
+            table.where, "required_column",
+            f"row {table.raw.header_row} holds none of the declared columns ({', '.join(expected)}): this does "
+            f"not look like the table's file", f"check that {table.study_key}.file is the table's file (CSV with "
+            f"commas between columns, or .xlsx) and {table.study_key}.header_row the row of its column names")]
+    names = [f"'{excerpt(str(c))}'" for c in table.raw.frame.columns]
+    found = (", ".join(names[:MAX_NAMES]) or "none") + (f", ... ({len(names)} columns)" if len(names) > MAX_NAMES
+                                                         else "")
     if guess is not None and guess != table.raw.header_row:
         return [Violation(
             table.where, "header_row",
@@ -517,6 +542,51 @@ def _belongs_to_parent(ctx: Context) -> list[Violation]:
 STUDY_RULES = (_period_not_empty, _belongs_to_parent)
 
 
+def _dates_not_after_extraction(study: Study, table: MappedTable) -> list[Violation]:
+    """No date, in any date column, later than the day the data were extracted (the study's
+    `extraction_date`, else today): a discharge typed as 2099-12-31 made a stay of 32,474 days."""
+    if study.extraction_date is not None:
+        limit = study.extraction_date
+        problem = f"the date is after the data were extracted ({limit}, extraction_date in {relative(study.file)})"
+        fix = "correct the date, or extraction_date if the data were extracted later"
+    else:
+        limit = dt.date.today()
+        problem = f"the date is after today ({limit}): it cannot have happened yet"
+        fix = ("correct the date; to check the dates against the day the data were extracted instead, give "
+               "`extraction_date` in the study file")
+    found = []
+    for name, column in table.spec.columns.items():
+        if column.type == "date" and name in table.typed.columns:
+            found += _row_violations(table, table.typed[name] > pd.Timestamp(limit), (name,),
+                                     "not_after_extraction", problem, fix)
+    return found
+
+
+def _days_between_plausible(ctx: Context) -> list[Violation]:
+    """Every `days_between` count is 0 or more and at most its derivation's `max` (365 unless said)."""
+    found = []
+    for name, source in ctx.study.tables.items():
+        t = ctx.get(name)
+        for column, derivation in source.derive.items():
+            if derivation.days_between is None or not _has(t, *derivation.days_between):
+                continue
+            start, end = derivation.days_between
+            days = days_between(t.typed, derivation)
+            limit = derivation.max_days
+            bad = ((days < 0) | (days > limit)).fillna(False).astype(bool)
+            for row in days.index[bad]:
+                count = int(days[row])
+                if count < 0:
+                    bound, fix = "below 0", "correct one of the two dates"
+                else:
+                    bound = f"above {limit:g}"
+                    fix = (f"correct one of the two dates, or, if {count} days can be right, raise "
+                           f"{t.study_key}.derive.{column}.max")
+                found.append(Violation(t.where, "days_between", f"{column} (days from {start} to {end}) is {count}, "
+                                       f"{bound}", fix, t.names(start, end), int(row), t.values_at(row, start, end)))
+    return found
+
+
 @rule("primary", "events_within_n")
 def _events_within_n(ctx: Context) -> list[Violation]:
     t = ctx.get("published.primary")
@@ -630,6 +700,7 @@ def _check(study: Study, tables: dict[str, MappedTable], problems: list[Violatio
     for table in tables.values():
         problems += schema_violations(table)
         table.typed = typed_frame(table, strict=False)
+        problems += _dates_not_after_extraction(study, table)
     context = Context(study, tables)
     for (table_name, _), check in RULES.items():
         if table_name in tables or f"published.{table_name}" in tables:
@@ -637,6 +708,10 @@ def _check(study: Study, tables: dict[str, MappedTable], problems: list[Violatio
     if any(name in study.tables for name in tables):
         for check in STUDY_RULES:
             problems += check(context)
+        # A negative count of days between two dates the dictionary already orders (admission and
+        # discharge) is one problem: said once, by the dictionary's rule.
+        said = {(v.file, v.row, v.columns) for v in problems}
+        problems += [v for v in _days_between_plausible(context) if (v.file, v.row, v.columns) not in said]
     if problems:
         raise StudyError(describe(study, problems))
     return {name: typed_frame(table, strict=True) for name, table in tables.items()}
