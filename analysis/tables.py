@@ -1,7 +1,16 @@
-"""Tables the paper shows, exported as CSV beside the ledger (`<output>/tables/<name>.csv`)."""
+"""Tables the paper shows, exported as CSV beside the ledger (`<output>/tables/<name>.csv`).
+
+A spreadsheet runs a cell that starts with =, +, -, @, a tab or a carriage return as a formula (a team named
+`=HYPERLINK(...)`, say). As OWASP advises for CSV, `export` writes such a text cell, and such a header, with a
+single quote in front, which the spreadsheet shows as text; a number is never quoted (-0.11 stays -0.11, and so
+does a number held as text). `read` takes the quote off again, so that the figures and the paper get the text
+as it was.
+"""
 
 from __future__ import annotations
 
+import csv
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -12,16 +21,43 @@ from analysis.paths import atomic_write, relative
 
 # 10 significant digits: every reported digit, none of the last-bit noise between machines
 FLOAT_FORMAT = "%.10g"
+# A text a spreadsheet would run, after any quotes of its own: one that starts with a quote is quoted too when
+# a formula follows, so that taking one quote off on reading gives back exactly what was written.
+FORMULA = re.compile(r"'*[=+\-@\t\r]")
+NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def tables_dir(study: Study) -> Path:
     return study.output_dir / "tables"
 
 
+def _quote(value):
+    if isinstance(value, str) and FORMULA.match(value) and not NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def _unquote(value):
+    if isinstance(value, str) and value.startswith("'") and FORMULA.match(value, 1):
+        return value[1:]
+    return value
+
+
+def unquote(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table as read from its CSV, with the quote `export` put before a formula taken off its text cells and
+    header (numbers, dates and empty cells are left as they are)."""
+    return frame.map(_unquote).rename(columns=_unquote)
+
+
 def export(study: Study, name: str, frame: pd.DataFrame) -> Path:
     path = tables_dir(study) / f"{name}.csv"
+    frame = frame.map(_quote).rename(columns=_quote)
+    # csv quotes a field that holds the line terminator ("\n"), not one with a bare carriage return, which
+    # would split its row on reading: a table with one has every field quoted
+    texts = [*frame.columns, *frame.to_numpy().ravel()]
+    quoting = csv.QUOTE_ALL if any(isinstance(t, str) and "\r" in t for t in texts) else csv.QUOTE_MINIMAL
     with atomic_write(path, encoding="utf-8", newline="") as handle:
-        frame.to_csv(handle, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+        frame.to_csv(handle, index=False, float_format=FLOAT_FORMAT, lineterminator="\n", quoting=quoting)
     return path
 
 
@@ -29,4 +65,4 @@ def read(study: Study, name: str) -> pd.DataFrame:
     path = tables_dir(study) / f"{name}.csv"
     if not path.is_file():
         raise StudyError(f"{relative(path)}: table '{name}' has not been exported; run the study's notebooks first")
-    return pd.read_csv(path)
+    return unquote(pd.read_csv(path))

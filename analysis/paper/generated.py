@@ -14,6 +14,11 @@ is a section whose heading is marked `.to-write`, holding a prompt for the autho
 checklist names such a section as still to write. An entry that was not estimated is left out of
 sentences; the results tables show it as "not estimated" and the Limitations name it, with the
 ledger's own reason (`{{ warning: <name> }}`).
+
+Every text taken from the study file (its title, description, labels, units, period labels, excluded groups,
+levels, the ledger's descriptions) is escaped for Markdown as it is written (`analysis.paper.safe`), and a
+condition, formula or file name is a code span: each prints as typed, and the source stays valid Markdown
+once adopted.
 """
 
 from __future__ import annotations
@@ -32,9 +37,9 @@ from analysis.analyses.robustness import leave_one_out_outcomes, skipped_time_se
 from analysis.config import Study
 from analysis.errors import StudyError
 from analysis.ledger import Entry
+from analysis.paper.safe import code, markdown
 from analysis.paper.words import (
     NUMBER,
-    cell,
     decimals,
     in_words,
     join,
@@ -101,8 +106,8 @@ class _Writer:
 
     def __init__(self, study: Study, entries: dict[str, Entry]):
         self.study, self.entries = study, entries
-        self.unit = study.unit(study.main_table)
-        self.before, self.after = study.period.before.label, study.period.after.label
+        self.unit = self.unit_of(study.main_table)
+        self.before, self.after = markdown(study.period.before.label), markdown(study.period.after.label)
         self.cluster = study.clusters.primary
         self.has_series = skipped_time_series(study) is None
         folder = study.output_dir / "figures"
@@ -151,9 +156,10 @@ class _Writer:
     # -- declared texts -------------------------------------------------------------------------
 
     def declared(self, text: str, *prefixes: str) -> str:
-        """A text from the study file, each number in it held by a design entry under one of
-        `prefixes` written as that entry's placeholder; the text as declared when a number in it is
+        """A text from the study file, escaped for Markdown, each number in it held by a design entry under
+        one of `prefixes` written as that entry's placeholder; the text as declared when a number in it is
         held by none (the build allows a declared text as it is)."""
+        text = markdown(text)
         candidates = [(name, entry.estimate) for name, entry in self.entries.items()
                       if entry.estimate is not None and any(name.startswith(p + ".") for p in prefixes)]
 
@@ -184,15 +190,18 @@ class _Writer:
         group = self.study.outcomes[key].subgroup
         return [f"design.outcome.{key}", *([f"design.subgroup.{group}"] if group else [])]
 
+    def unit_of(self, table: str) -> str:
+        return markdown(self.study.unit(table))
+
     def outcome_unit(self, key: str) -> str:
-        return self.study.unit(self.study.outcomes[key].table)
+        return self.unit_of(self.study.outcomes[key].table)
 
     def column(self, column: str, table: str | None = None) -> str:
         """A column as words: its declared label up to the first comma ("Age, years": "Age")."""
         source = self.study.tables[table or self.study.main_table]
         declared = source.derive.get(column) or (source.spec(column) if column in source.columns else None)
         label = getattr(declared, "label", None) or column.replace("_", " ")
-        return label.split(",")[0].strip()
+        return markdown(label.split(",")[0])
 
     def cluster_words(self, column: str | None = None) -> str:
         return lower_first(self.column(column or self.cluster or ""))
@@ -217,20 +226,21 @@ class _Writer:
 
     def front(self) -> str:
         subtitle = "An uncontrolled before-after study" + (", on synthetic data" if self.study.synthetic else "")
-        return "\n".join(["---", f"title: {json.dumps(self.study.title, ensure_ascii=False)}",
+        # a literal block: the escaped title as it is, with no YAML quoting of its own
+        return "\n".join(["---", "title: |-", f"  {markdown(self.study.title)}",
                           f"subtitle: {json.dumps(subtitle)}", "lang: en-GB", "link-citations: true", "---"])
 
     def read_first(self) -> str:
         text = []
         if self.study.synthetic:
-            description = sentence(self.study.description)
+            description = sentence(markdown(self.study.description))
             text.append("**Read this first.** The data analysed here are **synthetic**." +
                         (f" {description}" if description else "") +
                         f" The results show what the analyses do; they are not evidence about real {self.unit}.")
         else:
-            text.append("**Read this first.**" + (f" {sentence(self.study.description)}"
+            text.append("**Read this first.**" + (f" {sentence(markdown(self.study.description))}"
                                                    if self.study.description else ""))
-        text.append(f"This text was generated from the study file (`{self.study.file}`) and its results ledger: "
+        text.append(f"This text was generated from the study file ({code(self.study.file)}) and its results ledger: "
                     "every number in it is filled in from the ledger by the build, none is typed by hand. "
                     "The sections marked *For the authors* need what a study file cannot say.")
         return "> " + " ".join(text)
@@ -422,9 +432,9 @@ class _Writer:
         described = []
         for name in names:
             table = self.study.tables[name]
-            text = f"{self.study.unit(name)} (a row per {singular(self.study.unit(name))})"
+            text = f"{self.unit_of(name)} (a row per {singular(self.unit_of(name))})"
             if table.belongs_to:
-                text += f", each belonging to one of the {self.study.unit(table.belongs_to)}"
+                text += f", each belonging to one of the {self.unit_of(table.belongs_to)}"
             described.append(text)
         text = (f"The data are {in_words(len(names))} table{'s' if len(names) > 1 else ''}: {join(described)}. ")
         period = self.study.period
@@ -437,7 +447,7 @@ class _Writer:
             values = [str(w.value) for w in (period.before, period.after)]
             shown = all(re.search(r"[A-Za-z]", v) for v in values)
             text += (f"The periods are two values of the column {lower_first(self.column(period.column))}"
-                     + (f" ({values[0]} before, {values[1]} after)" if shown else "")
+                     + (f" ({markdown(values[0])} before, {markdown(values[1])} after)" if shown else "")
                      + "; the data carry no dates.")
         if self.cluster:
             text += f" The {self.unit} are grouped by {self.cluster_words()}."
@@ -495,19 +505,19 @@ class _Writer:
             if o.event.above is not None:
                 words.append("an event is a value above the threshold the study file declares")
             elif not any(typed(v) for v in values):
-                words.append("event: " + " or ".join(values))
+                words.append("event: " + " or ".join(markdown(v) for v in values))
         if o.type == "ordinal":
-            words.append("levels " + " < ".join(o.levels or []))
+            words.append("levels " + " < ".join(markdown(level) for level in o.levels or []))
         if o.type == "count":
             words.append(f"events per {self.per(key)}")
         if o.type == "continuous" and o.higher:
             words.append(f"higher is {o.higher}")
         if o.subgroup:
             group = self.study.subgroups[o.subgroup]
-            words.append(f"in the {self.study.unit(group.table)} "
+            words.append(f"in the {self.unit_of(group.table)} "
                          f"{self.declared(group.label, f'design.subgroup.{o.subgroup}')}")
         if o.population:
-            words.append("in the rows where " + join([f"`{c}`" for c in o.population]))
+            words.append("in the rows where " + join([code(c) for c in o.population]))
         if o.missing == "as_event":
             words.append("a missing outcome counted as an event")
         elif o.missing == "as_no_event":
@@ -587,7 +597,7 @@ class _Writer:
                 for step in plan(self.study, key):
                     text = self.step_words(key, step.analysis, step.cluster)
                     if step.model:
-                        text += f": `{step.model}`"
+                        text += f": {code(step.model)}"
                     if step.cluster:
                         text += (f", correlation within {self.cluster_words(step.cluster)}" if step.analysis == "gee"
                                  else f", random intercept for {self.cluster_words(step.cluster)}")
@@ -685,7 +695,7 @@ class _Writer:
         return roles[0] if roles else self.headline_role
 
     def results_table(self, keys: list[str]) -> str:
-        lines = [f"| Outcome | {cell(self.before)} | {cell(self.after)} | After vs before | Estimate (95% CI) | p |",
+        lines = [f"| Outcome | {self.before} | {self.after} | After vs before | Estimate (95% CI) | p |",
                  "|" + "|".join("-" * width for width in (16, 14, 14, 17, 20, 8)) + "|"]  # relative widths
         for key in keys:
             before, after, rows = self.outcome_rows(key)
@@ -694,7 +704,7 @@ class _Writer:
                 first = index == 0
                 cells = [self.label(key) if first else "", before if first else "", after if first else "",
                          measure, estimate, p]
-                lines.append("| " + " | ".join(cell(c) for c in cells) + " |")
+                lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
     def outcome_rows(self, key: str) -> tuple[str, str, list[tuple[str, str, str]]]:
@@ -750,7 +760,7 @@ class _Writer:
         name = f"{key}.{level}_{period}"
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name) or not self.has(name, "int") or not self.has(name, "n"):
             return ""
-        return f"{level}: {{{{ {name} | int }}}} of {{{{ {name} | n }}}}"
+        return f"{markdown(level)}: {{{{ {name} | int }}}} of {{{{ {name} | n }}}}"
 
     def rate_cell(self, key: str, period: str) -> str:
         rate, events = f"{key}.rate_{period}", f"{key}.events_{period}"
@@ -778,11 +788,11 @@ class _Writer:
             return text + "."
         if figure.kind == "levels":
             (key,) = figure.keys
-            levels = " < ".join(self.study.outcomes[key].levels or [])
+            levels = " < ".join(markdown(level) for level in self.study.outcomes[key].levels or [])
             return f"{self.label(key)}: {units} at each level ({levels}), by period."
         if figure.kind == "values":
             group = self.study.outcomes[figure.keys[0]].subgroup
-            where = (f", in the {self.study.unit(self.study.subgroups[group].table)} "
+            where = (f", in the {self.unit_of(self.study.subgroups[group].table)} "
                      f"{self.declared(self.study.subgroups[group].label, f'design.subgroup.{group}')}" if group else "")
             return f"{join([self.label(k) for k in figure.keys])}, by period{where}; each point is one of the {units}."
         if figure.kind == "monthly":
@@ -878,7 +888,7 @@ class _Writer:
         if rows:
             parts.append("Each published value is beside this study's own ({{ ref: published }}).")
             parts.append("\n".join(["| Quantity | This study | Published |", "|---|---|---|",
-                                    *(f"| {cell(a)} | {b} | {c} |" for a, b, c in rows)]))
+                                    *(f"| {a} | {b} | {c} |" for a, b, c in rows)]))
             parts.append("{{ caption: published | This study's results beside the published values they correspond "
                          "to. }}")
         return "\n\n".join(parts)
@@ -890,8 +900,8 @@ class _Writer:
             if flow and outcome.table == self.study.main_table and outcome.sensitivity_of is None:
                 names = [f"flow.missing_{flow}.{p}" for p in ("before", "after")]
                 if all(self.has(n, "int") for n in names):
-                    parts.append(f"A {flow.replace('_', ' ')} was missing for {{{{ {names[0]} | int }}}} {self.unit} "
-                                 f"before and {{{{ {names[1]} | int }}}} after.")
+                    parts.append(f"A {markdown(flow.replace('_', ' '))} was missing for {{{{ {names[0]} | int }}}} "
+                                 f"{self.unit} before and {{{{ {names[1]} | int }}}} after.")
         worst = [self.label(k) for k, o in self.study.outcomes.items() if o.missing != "complete_case"]
         if worst:
             parts.append(f"A missing outcome is counted as an event, or as no event, in {join(worst)}: the "

@@ -1,5 +1,5 @@
-"""Prose for a generated manuscript: lists, capitals, plurals, table cells, decimals, and the check that
-a text has no digit outside its placeholders."""
+"""Prose for a generated manuscript: lists, capitals, plurals, decimals, and the check that a text has no
+digit outside its placeholders."""
 
 from __future__ import annotations
 
@@ -53,12 +53,6 @@ def sentence(text: str) -> str:
 
 def prompt(text: str) -> str:
     return f"> *For the authors:* {text}"
-
-
-def cell(text: str) -> str:
-    """Text for a pipe table's cell: a bar outside a placeholder would split the cell."""
-    pieces = re.split(r"(\{\{.*?\}\})", text.replace("\n", " "))
-    return "".join(p if p.startswith("{{") else p.replace("|", "/") for p in pieces)
 
 
 def typed(text: str) -> bool:
