@@ -32,8 +32,10 @@ def test_a_fresh_rebuild_reproduces_every_committed_number_table_figure_and_mani
     assert result.rebuild_error is None
     assert [(c.kind, c.item, c.detail) for c in result.differences] == []
     kinds = {c.kind for c in result.checks}
-    assert kinds == {"ledger", "table", "figure", "manifest"}
+    assert kinds == {"ledger", "fragment", "ledger names", "table", "figure", "notebook", "derived", "manifest"}
     assert sum(c.kind == "ledger" for c in result.checks) > 200
+    assert {c.item.rsplit(".", 1)[1] for c in result.checks if c.kind == "figure"} == {"pdf", "svg", "png"}
+    assert sum(c.kind == "notebook" for c in result.checks) == len(list((ROOT / "notebooks").glob("*.ipynb")))
 
 
 def outputs(path):
