@@ -32,10 +32,19 @@ from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from analysis.stats.design import Design, design, not_fittable
-from analysis.stats.laplace import fit_laplace
-from analysis.stats.tidy import Notes, captured, fitted_at_edge, frame, row, wald_rows, z_quantile
+from analysis.stats.laplace import SUPPORTED, LaplaceFit, fit_laplace
+from analysis.stats.tidy import (
+    Notes,
+    captured,
+    exp_or_missing,
+    fitted_at_edge,
+    frame,
+    row,
+    wald_rows,
+    z_quantile,
+)
 
-__all__ = ["gee_logistic", "linear_mixed", "mixed_logistic", "mixed_poisson"]
+__all__ = ["gee_logistic", "linear_mixed", "mixed_logistic", "mixed_poisson", "random_effects"]
 
 MIN_CLUSTERS = 5
 # Below this many clusters the GEE sandwich variance is known to be biased downwards.
@@ -50,13 +59,28 @@ def _as_list(clusters: str | Sequence[str]) -> list[str]:
     return [clusters] if isinstance(clusters, str) else list(clusters)
 
 
+def _refuse_random_terms(formula: str, what: str) -> None:
+    """A formula with lme4's random-effect bars ("(1 | team)", "(after | team)", "(1 + after || team)")
+    asks for what these functions do not fit, or fit from ``clusters``: refused with what is supported."""
+    if "|" in formula:
+        raise ValueError(
+            f"The formula {formula!r} has a random-effects term (a '|'), which is not supported: {what}. "
+            "Random slopes and correlated random effects are not fitted; write the fixed effects in the formula "
+            "and give each grouping column in clusters= (e.g. clusters='team')"
+        )
+
+
 def _also(clusters: list[str], period: str | None) -> list[str]:
     return clusters + ([period] if period else [])
 
 
-def _random_intercepts(data: pd.DataFrame, clusters: list[str], notes: Notes) -> list[str]:
-    """The cluster columns that can carry a random intercept; each of the others is said in ``notes``."""
+def _random_intercepts(
+    data: pd.DataFrame, clusters: list[str], notes: Notes, trials: np.ndarray | None = None
+) -> list[str]:
+    """The cluster columns that can carry a random intercept; each of the others is said in ``notes``.
+    With ``trials`` (events out of trials per row), an observation is a trial, not a row."""
     kept = []
+    observations = len(data) if trials is None else float(np.sum(trials))
     for cluster in clusters:
         levels = data[cluster].nunique()
         if levels == 1:
@@ -64,7 +88,7 @@ def _random_intercepts(data: pd.DataFrame, clusters: list[str], notes: Notes) ->
                 f"Not estimated: a single cluster of {cluster}, so no between-cluster variance can be estimated; "
                 f"fitted without the random intercept for {cluster}"
             )
-        elif levels == len(data):
+        elif levels == observations:
             notes.add(
                 f"Not estimated: the between-{cluster} variance, because every cluster of {cluster} has a single "
                 "observation, so it cannot be told apart from the variation between observations (lme4 refuses "
@@ -109,11 +133,13 @@ LOGISTIC = _Kind("binary", "binomial", sm.families.Binomial, "logistic regressio
 POISSON = _Kind("count", "poisson", sm.families.Poisson, "Poisson regression", "rate ratio", "rate ratios", "log")
 
 
-def _ordinary(d: Design, kind: _Kind, offset: np.ndarray | None, notes: Notes):
-    """The model without random intercepts: every fitter's check for separation (or groups without
-    events), and the fit itself when no cluster column can carry a random intercept."""
+def _ordinary(d: Design, kind: _Kind, offset: np.ndarray | None, notes: Notes, trials: np.ndarray | None = None):
+    """The model without random intercepts: the map and vb fitters' check for separation (or groups
+    without events; the Laplace fitter checks its own fitted means), and the fit itself when no cluster
+    column can carry a random intercept."""
+    outcome = d.y if trials is None else np.column_stack([d.y, trials - d.y])  # events, non-events
     with captured(notes):
-        fit = sm.GLM(d.y, d.estimable, family=kind.glm_family(), offset=offset).fit()
+        fit = sm.GLM(outcome, d.estimable, family=kind.glm_family(), offset=offset).fit()
     notes.add(fitted_at_edge(fit.fittedvalues, kind.family))
     return fit
 
@@ -121,13 +147,16 @@ def _ordinary(d: Design, kind: _Kind, offset: np.ndarray | None, notes: Notes):
 @dataclass
 class _Fitted:
     """What each fitter hands back: fixed effects on the link scale over every design column (NaN where
-    aliased) and one log SD per cluster column it fitted."""
+    aliased) and one log SD per cluster column it fitted, with its SE and how its interval is made."""
 
     beta: np.ndarray
     se: np.ndarray
     log_sd: np.ndarray  # -inf for an SD of exactly zero
     log_sd_se: np.ndarray  # NaN when the fitter gives no uncertainty for the SD
     how: str
+    interval: str = "interval exp(log SD +/- z posterior SD)"
+    laplace: LaplaceFit | None = None  # the Laplace fit, with the conditional modes
+    levels: tuple[pd.Index, ...] = ()  # each fitted cluster column's levels, in the order of its codes
 
 
 def _fit_bayes(d, clusters, notes, *, fit, seed, fe_prior_sd, vc_prior_sd, **_) -> _Fitted:
@@ -169,10 +198,18 @@ def _fit_bayes(d, clusters, notes, *, fit, seed, fe_prior_sd, vc_prior_sd, **_) 
     return _Fitted(d.expand(result.fe_mean), d.expand(result.fe_sd), log_sd, log_sd_se, how)
 
 
-def _fit_laplace(d, clusters, notes, *, kind, offset, **_) -> _Fitted:
-    codes = [pd.factorize(d.data[c], sort=True)[0] for c in clusters]
+def _fit_laplace(d, clusters, notes, *, kind, offset, trials=None, **_) -> _Fitted:
+    factorized = [pd.factorize(d.data[c], sort=True) for c in clusters]
     with captured(notes):
-        result = fit_laplace(d.y, d.estimable.to_numpy(), codes, family=kind.family, offset=offset)
+        result = fit_laplace(
+            d.y, d.estimable.to_numpy(), [codes for codes, _ in factorized], family=kind.family, offset=offset,
+            trials=trials,
+        )
+    # the check for separation (or groups without events) on the fit's own fitted means: Newton stops
+    # within 1e-10 of the deviance's infimum, so separated rows' means are then within about 1e-10 of
+    # 0 or 1 (the ordinary model's fit, which the other fitters use for it, costs more than this one
+    # with many rows)
+    notes.add(fitted_at_edge(result.fitted, kind.family))
     if not result.converged:
         notes.add(f"The Laplace maximum-likelihood fit did not converge ({result.message})")
     if np.isnan(result.cov_beta).any():
@@ -188,19 +225,117 @@ def _fit_laplace(d, clusters, notes, *, kind, offset, **_) -> _Fitted:
                 f"The random-intercept SD for {cluster} is estimated at {value:.2g}, essentially zero: a boundary "
                 f"(singular) fit, as lme4 reports it; the {kind.ratios} are then those of an ordinary {kind.model}"
             )
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         log_sd = np.log(result.theta)
+        # Wald on log SD: SE(log theta) = SE(theta) / theta, SE(theta) from the same Hessian as the SEs
+        log_sd_se = np.sqrt(np.diag(result.cov_theta)) / result.theta
+    log_sd_se[~(result.theta > 0)] = np.nan
     return _Fitted(
         d.expand(result.beta),
         d.expand(np.sqrt(np.diag(result.cov_beta))),
         log_sd,
-        np.full(len(clusters), np.nan),
+        log_sd_se,
         "maximum likelihood, Laplace approximation (lme4 glmer nAGQ = 1 criterion), SE from the Hessian "
         "of the deviance as glmer",
+        interval="Wald interval on the log SD, exp(log SD +/- z SE(log SD)), SE from the same Hessian",
+        laplace=result,
+        levels=tuple(pd.Index(levels) for _, levels in factorized),
     )
 
 
 FITTERS = {"map": _fit_bayes, "vb": _fit_bayes, "laplace": _fit_laplace}
+
+
+@dataclass
+class _Model:
+    """A mixed model fitted, with what its rows need: the design, the notes, what was fitted and the
+    method's words; ``n`` is the number of observations (of trials, for events out of trials)."""
+
+    d: Design
+    notes: Notes
+    fitted: _Fitted
+    clusters: list[str]  # as asked
+    fitted_clusters: list[str]
+    unfitted: str
+    method: str
+    n: int
+
+
+def _unfittable(d: Design, kind: _Kind, trials: np.ndarray | None) -> str:
+    """``not_fittable``, with events out of trials counted as trials."""
+    if trials is None or d.n == 0 or not d.kept:
+        return not_fittable(d, kind.outcome)
+    events, total = float(d.y.sum()), float(trials.sum())
+    if events == 0:
+        return f"Not estimated: none of the {total:g} trials had the outcome, so no odds ratio can be estimated"
+    if events == total:
+        return f"Not estimated: all {total:g} trials had the outcome, so no odds ratio can be estimated"
+    return ""
+
+
+def _fit_mixed(
+    data: pd.DataFrame,
+    formula: str,
+    clusters: str | Sequence[str],
+    kind: _Kind,
+    *,
+    exposure: str | None,
+    trials: str | None,
+    period: str | None,
+    fit: str,
+    **options,
+) -> _Model:
+    """The design, the checks, and the fit behind :func:`mixed_logistic`, :func:`mixed_poisson` and
+    :func:`random_effects`."""
+    _refuse_random_terms(formula, f"these models fit {SUPPORTED}")
+    names = _as_list(clusters)
+    notes = Notes()
+    also = _also(names, period) + [c for c in (exposure, trials) if c]
+    d = design(data, formula, notes, also=also)
+    offset = None
+    if exposure:
+        values = d.data[exposure].to_numpy(dtype=float)
+        if (values <= 0).any():
+            raise ValueError(f"exposure column {exposure!r} must be positive")
+        offset = np.log(values)
+    counts = None
+    if trials:
+        counts = d.data[trials].to_numpy(dtype=float)
+        if (counts < 0).any() or (d.y < 0).any() or (d.y > counts).any():
+            raise ValueError(f"the events (the formula's outcome) must lie between 0 and the trials in {trials!r}")
+    fitted_clusters: list[str] = []
+    unfitted = _unfittable(d, kind, counts)
+    if unfitted:
+        notes.add(unfitted)
+        missing = np.full(d.x.shape[1], np.nan)
+        fitted = _Fitted(missing, missing, np.array([]), np.array([]), "not fitted")
+    else:
+        fitted_clusters = _random_intercepts(d.data, names, notes, counts)
+        _cluster_warnings(d.data, fitted_clusters, period, notes)
+        if fitted_clusters:
+            if fit != "laplace":
+                _ordinary(d, kind, offset, notes, counts)  # the check for separation
+            fitted = FITTERS[fit](
+                d, fitted_clusters, notes, fit=fit, kind=kind, offset=offset, trials=counts, **options
+            )
+        else:
+            ordinary = _ordinary(d, kind, offset, notes, counts)
+            fitted = _Fitted(d.expand(ordinary.params), d.expand(ordinary.bse), np.array([]), np.array([]), "ML, IRLS")
+    offset_words = f", offset log({exposure})" if exposure else ""
+    if trials:
+        offset_words += f", events out of the trials in {trials} ({d.n} rows)"
+    if fitted_clusters or unfitted:
+        method = (
+            f"Mixed-effects {kind.model}, random intercept for {' and '.join(fitted_clusters or names)}, "
+            f"{fitted.how}{offset_words}, conditional (cluster-specific) {kind.ratio}"
+        )
+    else:
+        method = (
+            f"{kind.model.capitalize()} without random intercepts (none could be estimated), {fitted.how}"
+            f"{offset_words}, {kind.ratio}"
+        )
+    n = d.n if counts is None else int(round(counts.sum()))
+    return _Model(d, notes, fitted, names, fitted_clusters, unfitted, method, n)
 
 
 def _mixed_glm(
@@ -213,83 +348,48 @@ def _mixed_glm(
     period: str | None,
     fit: str,
     confidence: float,
+    trials: str | None = None,
     **options,
 ) -> pd.DataFrame:
     """The rows of :func:`mixed_logistic` and :func:`mixed_poisson`: fixed effects as ratios, then the SD
     and variance of each cluster column's random intercept."""
-    names = _as_list(clusters)
-    notes = Notes()
-    d = design(data, formula, notes, also=_also(names, period) + ([exposure] if exposure else []))
-    offset = None
-    if exposure:
-        values = d.data[exposure].to_numpy(dtype=float)
-        if (values <= 0).any():
-            raise ValueError(f"exposure column {exposure!r} must be positive")
-        offset = np.log(values)
-    fitted_clusters: list[str] = []
-    unfitted = not_fittable(d, kind.outcome)
-    if unfitted:
-        notes.add(unfitted)
-        missing = np.full(d.x.shape[1], np.nan)
-        fitted = _Fitted(missing, missing, np.array([]), np.array([]), "not fitted")
-    else:
-        fitted_clusters = _random_intercepts(d.data, names, notes)
-        _cluster_warnings(d.data, fitted_clusters, period, notes)
-        ordinary = _ordinary(d, kind, offset, notes)
-        if fitted_clusters:
-            fitted = FITTERS[fit](d, fitted_clusters, notes, fit=fit, kind=kind, offset=offset, **options)
-        else:
-            fitted = _Fitted(d.expand(ordinary.params), d.expand(ordinary.bse), np.array([]), np.array([]), "ML, IRLS")
-    offset_words = f", offset log({exposure})" if exposure else ""
-    if fitted_clusters or unfitted:
-        method = (
-            f"Mixed-effects {kind.model}, random intercept for {' and '.join(fitted_clusters or names)}, "
-            f"{fitted.how}{offset_words}, conditional (cluster-specific) {kind.ratio}"
-        )
-    else:
-        method = (
-            f"{kind.model.capitalize()} without random intercepts (none could be estimated), {fitted.how}"
-            f"{offset_words}, {kind.ratio}"
-        )
+    model = _fit_mixed(
+        data, formula, clusters, kind, exposure=exposure, trials=trials, period=period, fit=fit, **options
+    )
+    d, notes, fitted, method = model.d, model.notes, model.fitted, model.method
+    z = z_quantile(confidence)
+    estimated = dict(zip(model.fitted_clusters, zip(fitted.log_sd, fitted.log_sd_se, strict=True), strict=True))
+    sds = {}
+    for cluster in model.clusters:  # before any row is built, so that an overflow's sentence reaches them all
+        log_sd, se = estimated.get(cluster, (math.nan, math.nan))
+        limits = [exp_or_missing(log_sd + sign * z * se, notes) for sign in (-1, 1)] if np.isfinite(se) else None
+        sds[cluster] = (log_sd, limits)
     rows = wald_rows(
         d.x.columns,
         fitted.beta,
         fitted.se,
         exponentiate=True,
         method=method + f"; std_error on the {kind.scale} scale",
-        n=d.n,
+        n=model.n,
         notes=notes,
         confidence=confidence,
     )
-    z = z_quantile(confidence)
-    estimated = dict(zip(fitted_clusters, zip(fitted.log_sd, fitted.log_sd_se, strict=True), strict=True))
-    for cluster in names:
-        log_sd, se = estimated.get(cluster, (math.nan, math.nan))
-        interval = "interval exp(log SD +/- z posterior SD)" if np.isfinite(se) else "no interval"
+    for cluster, (log_sd, limits) in sds.items():
+        interval = fitted.interval if limits else "no interval"
         sd_method = f"{method}; random-intercept SD of {cluster} ({kind.scale} scale), {interval}"
-        low, high = (math.exp(log_sd - z * se), math.exp(log_sd + z * se)) if np.isfinite(se) else (math.nan, math.nan)
-        rows.append(
-            row(
-                f"sd__(Intercept)|{cluster}",
-                math.exp(log_sd),
-                conf_low=low,
-                conf_high=high,
-                method=sd_method,
-                n=d.n,
-                warnings=str(notes),
+        low, high = limits or (math.nan, math.nan)
+        for what, power in (("sd", 1), ("variance", 2)):
+            rows.append(
+                row(
+                    f"{what}__(Intercept)|{cluster}",
+                    math.exp(power * log_sd),
+                    conf_low=low**power,
+                    conf_high=high**power,
+                    method=sd_method if power == 1 else sd_method.replace("SD of", "variance of"),
+                    n=model.n,
+                    warnings=str(notes),
+                )
             )
-        )
-        rows.append(
-            row(
-                f"variance__(Intercept)|{cluster}",
-                math.exp(2 * log_sd),
-                conf_low=low**2,
-                conf_high=high**2,
-                method=sd_method.replace("SD of", "variance of"),
-                n=d.n,
-                warnings=str(notes),
-            )
-        )
     return frame(rows)
 
 
@@ -300,6 +400,7 @@ def mixed_logistic(
     *,
     period: str | None = None,
     fit: str = "laplace",
+    trials: str | None = None,
     seed: int | np.random.Generator = 0,
     fe_prior_sd: float = 10.0,
     vc_prior_sd: float = 1.0,
@@ -311,16 +412,24 @@ def mixed_logistic(
 
     with one independent random intercept for each column in ``clusters`` (crossed when patients of
     one team meet several wards; for nested clusters give the inner column labels that are unique
-    across the outer ones, e.g. "team/pharmacist").
+    across the outer ones, e.g. "team/pharmacist"). Random intercepts are all it fits: a formula with a
+    random-effects term such as ``(after | team)`` (random slopes, correlated effects) is refused.
+
+    With ``trials`` (a column), each row holds events out of trials (aggregated data): the formula's
+    outcome counts the events, ``trials`` the patients, as ``glmer(cbind(events, trials - events) ~ ...)``;
+    ``n`` is then the number of trials. Only ``fit="laplace"`` takes them.
 
     ``fit`` chooses the estimator:
 
     - ``"laplace"`` (default): maximum likelihood with the Laplace approximation, lme4's
-      ``glmer(nAGQ = 1)`` criterion (:mod:`analysis.stats.laplace`); no priors, SDs without interval.
-      The default because it is the only one of the three that agrees with glmer at the size of the
-      reference study (233 patients, 8 teams): on the study's own models, estimates within 0.06% and
-      SEs within 0.8% of glmer's defaults, whose PIRLS stops before the mode; within 2.3e-4 SE and
-      3e-5 of glmer run with ``tolPwrss = 1e-13`` (tests/stats/test_mixed.py). About 0.1 s a fit.
+      ``glmer(nAGQ = 1)`` criterion (:mod:`analysis.stats.laplace`); no priors; the SD's interval is a
+      Wald interval on the log SD from the Hessian of the deviance (none when the SD is 0). The default
+      because it is the only one of the three that agrees with glmer at the size of the reference
+      study (233 patients, 8 teams): on the study's own models, estimates within 0.06% and SEs within
+      0.8% of glmer's defaults, whose PIRLS stops before the mode; within 5e-4 SE of glmer run with
+      ``tolPwrss = 1e-13`` (tests/stats/test_mixed.py), and likewise at 100,000 patients in 200 teams.
+      With one cluster column the fit itself takes a few milliseconds at the study's size and about 0.1 s
+      at 100,000 rows (tests/benchmarks/RESULTS.md); building the design from the formula comes on top.
     - ``"map"``: statsmodels ``BinomialBayesMixedGLM.fit_map``, the joint posterior mode of
       :math:`(\\beta, u, \\log\\sigma)` under priors :math:`\\beta \\sim N(0,` ``fe_prior_sd``:math:`^2)`
       and :math:`\\log\\sigma \\sim N(0,` ``vc_prior_sd``:math:`^2)`, SEs from the inverse Hessian there.
@@ -333,12 +442,14 @@ def mixed_logistic(
     ``seed`` fixes the random starting values of ``map`` and ``vb`` (``laplace`` has none).
 
     Rows: fixed effects (odds ratio with Wald CI; ``std_error`` on the log-odds scale), then per
-    cluster column ``sd__(Intercept)|<cluster>`` (random-intercept SD; for map/vb an interval from the
-    posterior SD of log SD) and ``variance__(Intercept)|<cluster>``. Warnings: non-convergence,
-    boundary fit, fewer than 5 clusters overall or per level of ``period``. A cluster column with a
-    single cluster, or a single observation per cluster, is left out of the model (its SD missing) and
-    with none left the fit is the ordinary logistic regression; no events (or nothing but events)
-    leaves every row missing; each is said in ``warnings``.
+    cluster column ``sd__(Intercept)|<cluster>`` (random-intercept SD; for laplace a Wald interval on
+    the log SD, for map/vb an interval from the posterior SD of log SD) and
+    ``variance__(Intercept)|<cluster>``. The conditional modes of the random intercepts are
+    :func:`random_effects`'. Warnings: non-convergence, boundary fit, fewer than 5 clusters overall or
+    per level of ``period``. A cluster column with a single cluster, or a single observation per
+    cluster, is left out of the model (its SD missing) and with none left the fit is the ordinary
+    logistic regression; no events (or nothing but events) leaves every row missing; each is said in
+    ``warnings``.
 
     References: Breslow NE, Clayton DG. J Am Stat Assoc 1993;88:9-25. Bates D, et al. J Stat Softw
     2015;67(1). statsmodels BayesMixedGLM.
@@ -348,15 +459,22 @@ def mixed_logistic(
     >>> d["error"] = (rng.random(180) < np.where(d.after == 1, 0.2, 0.5)).astype(int)
     >>> mixed_logistic(d, "error ~ after", "team", seed=1)["term"].tolist()
     ['Intercept', 'after', 'sd__(Intercept)|team', 'variance__(Intercept)|team']
+    >>> cells = d.groupby(["team", "after"], as_index=False).agg(errors=("error", "sum"), patients=("error", "size"))
+    >>> aggregated = mixed_logistic(cells, "errors ~ after", "team", trials="patients")
+    >>> bool(np.allclose(aggregated.estimate, mixed_logistic(d, "error ~ after", "team").estimate, rtol=1e-6))
+    True
     """
     if fit not in FITTERS:
         raise ValueError(f"fit must be one of {sorted(FITTERS)}, got {fit!r}")
+    if trials and fit != "laplace":
+        raise ValueError(f"events out of trials are fitted by fit='laplace' only, not {fit!r}")
     return _mixed_glm(
         data,
         formula,
         clusters,
         LOGISTIC,
         exposure=None,
+        trials=trials,
         period=period,
         fit=fit,
         confidence=confidence,
@@ -384,14 +502,14 @@ def mixed_poisson(
     likelihood with the Laplace approximation, glmer's ``nAGQ = 1`` criterion (the fitter of
     :func:`mixed_logistic`'s default, :mod:`analysis.stats.laplace`). The random intercept carries the
     overdispersion that comes from the clusters; counts overdispersed within clusters as well need
-    more than this model.
+    more than this model. Random intercepts are all it fits (a formula with ``(x | cluster)`` is refused).
 
     Rows, named and built as :func:`mixed_logistic`'s: fixed effects (rate ratio with Wald CI;
-    ``std_error`` on the log scale), then per cluster column ``sd__(Intercept)|<cluster>`` (no
-    interval) and ``variance__(Intercept)|<cluster>``. Warnings as there; no events at all leaves every
-    row missing, and a group without events (fitted counts numerically 0) is flagged. Against
-    ``glmer(control = glmerControl(tolPwrss = 1e-13))``: estimates within 1e-4 relative, SEs and SD
-    within 1% (tests/stats/test_mixed.py).
+    ``std_error`` on the log scale), then per cluster column ``sd__(Intercept)|<cluster>`` (a Wald
+    interval on the log SD) and ``variance__(Intercept)|<cluster>``. Warnings as there; no events at
+    all leaves every row missing, and a group without events (fitted counts numerically 0) is flagged.
+    Against ``glmer(control = glmerControl(tolPwrss = 1e-13))``: estimates within 1e-4 relative, SEs
+    and SD within 1% (tests/stats/test_mixed.py).
 
     References: Breslow NE, Clayton DG. J Am Stat Assoc 1993;88:9-25. Bates D, et al. J Stat Softw
     2015;67(1).
@@ -406,6 +524,87 @@ def mixed_poisson(
     return _mixed_glm(
         data, formula, clusters, POISSON, exposure=exposure, period=period, fit="laplace", confidence=confidence
     )
+
+
+KINDS = {"binomial": LOGISTIC, "poisson": POISSON}
+
+
+def random_effects(
+    data: pd.DataFrame,
+    formula: str,
+    clusters: str | Sequence[str],
+    *,
+    family: str = "binomial",
+    exposure: str | None = None,
+    trials: str | None = None,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """The conditional modes of the random intercepts (the BLUPs, on the link scale) and their
+    conditional SDs, as lme4's ``ranef(fit, condVar = TRUE)``, for the model of :func:`mixed_logistic`
+    (``family="binomial"``, with ``trials`` for events out of trials) or :func:`mixed_poisson`
+    (``family="poisson"``, with ``exposure``), fitted by Laplace maximum likelihood.
+
+    With spherical random effects v (:math:`u = \\Lambda v`) and :math:`\\hat v` the mode of the penalised
+    log-likelihood at the estimates (:mod:`analysis.stats.laplace`):
+
+    .. math:: \\hat u = \\Lambda\\hat v, \\qquad sd(u \\mid y) = \\sqrt{diag(\\Lambda M^{-1}\\Lambda)},
+              \\qquad M = \\Lambda Z'WZ\\Lambda + I
+
+    which with one cluster column is :math:`\\hat\\sigma/\\sqrt{1 + \\hat\\sigma^2 K_j}`,
+    :math:`K_j = \\sum_{i \\in j} w_i` (:math:`w = \\mu(1-\\mu)` per trial, or the fitted count). These
+    condition on the estimates: they leave out the uncertainty in :math:`\\hat\\beta` and
+    :math:`\\hat\\sigma`, as lme4's do.
+
+    Rows: one per cluster column and level, in the order of the sorted levels: ``term``
+    "(Intercept)|<cluster>", ``estimate`` the conditional mode, ``std_error`` the conditional SD,
+    ``conf_low``/``conf_high`` the mode +/- z SD (the intervals of lme4's ``dotplot(ranef(condVar =
+    TRUE))``, conditional as above), and the extra columns ``group`` (the cluster column) and ``level``.
+    A cluster column that could not carry a random intercept, or a model that could not be fitted, gives
+    one row with missing numbers and the reason in ``warnings``. Against lme4's ``ranef`` of glmer with
+    ``tolPwrss = 1e-13`` (tests/stats/test_mixed.py).
+
+    >>> rng = np.random.default_rng(1)
+    >>> d = pd.DataFrame({"team": np.repeat(list("ABCDEF"), 30), "after": np.tile([0, 1], 90)})
+    >>> d["error"] = (rng.random(180) < np.where(d.after == 1, 0.2, 0.5)).astype(int)
+    >>> random_effects(d, "error ~ after", "team")[["level", "estimate"]].shape
+    (6, 2)
+    """
+    if family not in KINDS:
+        raise ValueError(f"family must be one of {sorted(KINDS)}, got {family!r}: these models fit {SUPPORTED}")
+    if trials and family != "binomial":
+        raise ValueError("trials (events out of trials) are for family='binomial' only")
+    kind = KINDS[family]
+    model = _fit_mixed(data, formula, clusters, kind, exposure=exposure, trials=trials, period=None, fit="laplace")
+    notes, fitted = model.notes, model.fitted
+    z = z_quantile(confidence)
+    method = (
+        f"{model.method}; conditional mode of the random intercept ({kind.scale} scale) given the estimates, "
+        "with its conditional SD (lme4 ranef, condVar = TRUE); interval mode +/- z SD"
+    )
+    rows = []
+    for cluster in model.clusters:
+        term = f"(Intercept)|{cluster}"
+        if cluster not in model.fitted_clusters or fitted.laplace is None:
+            rows.append(row(term, method=method, n=model.n, warnings=str(notes), group=cluster, level=""))
+            continue
+        j = model.fitted_clusters.index(cluster)
+        modes, sds = fitted.laplace.modes[j], fitted.laplace.mode_sd[j]
+        for level, mode, sd in zip(fitted.levels[j], modes, sds, strict=True):
+            rows.append(
+                row(
+                    term,
+                    float(mode),
+                    float(sd),
+                    conf_low=float(mode - z * sd),
+                    conf_high=float(mode + z * sd),
+                    method=method,
+                    n=model.n,
+                    warnings=str(notes),
+                    group=cluster,
+                    level=str(level),
+                )
+            )
+    return frame(rows)
 
 
 def gee_logistic(
@@ -437,6 +636,7 @@ def gee_logistic(
     >>> gee_logistic(d, "error ~ after", "team")["term"].tolist()
     ['Intercept', 'after', 'correlation__team']
     """
+    _refuse_random_terms(formula, "GEE has no random effects; it takes the cluster column as cluster=")
     notes = Notes()
     d = design(data, formula, notes, also=_also([cluster], period))
     method = (
@@ -538,6 +738,7 @@ def linear_mixed(
     >>> linear_mixed(d, "mai ~ after", "team")["term"].tolist()
     ['Intercept', 'after', 'sd__(Intercept)|team', 'sd__Residual']
     """
+    _refuse_random_terms(formula, "this linear mixed model has one random intercept, for the column given as cluster=")
     notes = Notes()
     d = design(data, formula, notes, also=_also([cluster], period))
     method = f"Linear mixed model, random intercept for {cluster}, REML (statsmodels MixedLM), Wald z"

@@ -120,4 +120,44 @@ fit <- lm(mai_change ~ after + age, data = one)
 glm_rows("single_team_lm", fit)
 put_row("single_team_lm", "lm", df = fit$df.residual)
 put_row("single_team_lm", "sd__Residual", estimate = sigma(fit))
+
+# ---- Appended (the rows above are unchanged): the fitter at scale, events out of trials, the Wald SE of
+# each SD and the conditional modes of the random intercepts ----
+
+# 100,000 patients in 200 teams (data/mixed_large.csv.gz, read as it is), the study's covariates
+big <- read.csv(file.path(data_dir, "mixed_large.csv.gz"), stringsAsFactors = FALSE)
+glmer_both("large", error ~ after + age + charlson + n_medicines + (1 | team), big)
+
+# Events out of trials (aggregated rows): glmer's logLik includes the log binomial coefficients
+tr <- read_data("mixed_trials")
+glmer_both("trials", cbind(events, trials - events) ~ after + age_group + (1 | team), tr)
+
+# For glmer (PIRLS to the mode, "_exact"): the SE of each random-intercept SD from the Hessian glmer keeps
+# over (theta, beta) (vcov's own matrix: 2 H^-1; for these families theta is the SD), and the conditional
+# modes with their conditional SDs, ranef(condVar = TRUE)
+extra_rows <- function(ds, fit) {
+  v <- 2 * solve(fit@optinfo$derivs$Hessian)
+  theta <- getME(fit, "theta")
+  for (i in seq_along(theta)) {
+    grp <- sub("\\.\\(Intercept\\)$", "", names(theta)[i])
+    put_row(ds, paste0("sd__(Intercept)|", grp), std_error = sqrt(v[i, i]))
+  }
+  re <- ranef(fit, condVar = TRUE)
+  for (grp in names(re)) {
+    sds <- sqrt(attr(re[[grp]], "postVar")[1, 1, ])
+    for (j in seq_len(nrow(re[[grp]]))) {
+      put_row(ds, paste0("ranef|", grp, "|", rownames(re[[grp]])[j]), estimate = re[[grp]][j, 1], cond_sd = sds[j])
+    }
+  }
+}
+exact <- glmerControl(tolPwrss = 1e-13)
+extra_rows("medium_exact", glmer(error ~ after + age10 + (1 | team), data = m[m$dataset == "medium", ],
+                                 family = binomial, control = exact))
+extra_rows("crossed_exact", glmer(error ~ after + age10 + (1 | team) + (1 | ward), data = m[m$dataset == "crossed", ],
+                                  family = binomial, control = exact))
+extra_rows("poisson_exact", poisson_glmer(exact))
+extra_rows("large_exact", glmer(error ~ after + age + charlson + n_medicines + (1 | team), data = big,
+                                family = binomial, control = exact))
+extra_rows("trials_exact", glmer(cbind(events, trials - events) ~ after + age_group + (1 | team), data = tr,
+                                 family = binomial, control = exact))
 write_results("mixed")

@@ -12,6 +12,7 @@ on exactly the models and data the study reports.
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,8 @@ SEEDS = {
     "lmm": 20140707,
     "timeseries": 20140708,
     "mixed_poisson": 20140709,
+    "mixed_large": 20140710,
+    "mixed_trials": 20140711,
 }
 
 
@@ -208,6 +211,49 @@ def mixed_poisson() -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def mixed_large() -> pd.DataFrame:
+    """100,000 patients in 200 teams (random team sizes), the study's covariates (after, age in years,
+    charlson, n_medicines) and a binary error with a team random intercept (SD 0.6): the size at which
+    the fitter's speed is asked for, and at which glmer is compared with it. Integers only, so that the
+    file is small: written gzip-compressed (``mixed_large.csv.gz``, read as it is by R and pandas)."""
+    rng = np.random.default_rng(SEEDS["mixed_large"])
+    n, teams = 100_000, 200
+    u_team = rng.normal(0, 0.6, teams)
+    team = np.sort(rng.integers(0, teams, n))
+    after = (rng.random(n) < 0.5).astype(int)
+    age = rng.integers(25, 95, n)
+    charlson = rng.poisson(1.8, n)
+    n_medicines = 3 + rng.poisson(5, n)
+    eta = -0.9 - 1.2 * after + 0.015 * (age - 70) + 0.15 * charlson + 0.08 * (n_medicines - 8) + u_team[team]
+    error = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)
+    return pd.DataFrame(
+        {
+            "team": [f"T{t + 1:03d}" for t in team],
+            "after": after,
+            "age": age,
+            "charlson": charlson,
+            "n_medicines": n_medicines,
+            "error": error,
+        }
+    )
+
+
+def mixed_trials() -> pd.DataFrame:
+    """Aggregated binary outcomes: events out of trials in 30 teams x 2 periods x 4 age groups (240 rows,
+    5 to 40 patients each), with a team random intercept (SD 0.5), for the binomial model with trials."""
+    rng = np.random.default_rng(SEEDS["mixed_trials"])
+    teams = 30
+    u_team = rng.normal(0, 0.5, teams)
+    team, after, age_group = (a.ravel() for a in np.meshgrid(np.arange(teams), [0, 1], np.arange(4), indexing="ij"))
+    trials = rng.integers(5, 41, team.size)
+    eta = -0.6 - 1.1 * after + 0.3 * age_group + u_team[team]
+    events = rng.binomial(trials, 1 / (1 + np.exp(-eta)))
+    return pd.DataFrame(
+        {"team": [f"T{t + 1:02d}" for t in team], "after": after, "age_group": age_group, "events": events,
+         "trials": trials}
+    )
+
+
 def lmm() -> pd.DataFrame:
     """Continuous outcome (MAI change) with a random intercept for team."""
     rng = np.random.default_rng(SEEDS["lmm"])
@@ -303,6 +349,7 @@ def main() -> None:
         "counts": counts,
         "mixed": mixed,
         "mixed_poisson": mixed_poisson,
+        "mixed_trials": mixed_trials,
         "lmm": lmm,
         "timeseries": timeseries,
         "study_patients": study_patients,
@@ -311,6 +358,10 @@ def main() -> None:
     for name, make in writers.items():
         # 15 significant digits round-trip exactly through R's read.csv and pandas' read_csv
         make().to_csv(HERE / f"{name}.csv", index=False, float_format="%.15g")
+    for name, make in {"mixed_large": mixed_large}.items():
+        # compressed with a fixed (zero) time stamp, so the bytes are the same on every run
+        text = make().to_csv(index=False, lineterminator="\n").encode()
+        (HERE / f"{name}.csv.gz").write_bytes(gzip.compress(text, compresslevel=9, mtime=0))
 
 
 if __name__ == "__main__":
