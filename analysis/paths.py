@@ -80,6 +80,7 @@ def scratch_file(path: Path, suffix: str = ".tmp") -> Path:
     remove_stale_scratch(path.parent)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=suffix)
     os.close(fd)
+    os.chmod(name, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; the file renamed into place gets the usual ones
     return Path(name)
 
 
@@ -96,7 +97,6 @@ def atomic_write(path: str | Path, mode: str = "w", **kwargs):
     try:
         with open(tmp, mode, **kwargs) as handle:
             yield handle
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,12 +304,16 @@ def _pandoc(source: Path, target: Path, extra: list[str], figures: Path) -> None
 
     # a name of its own: two builds at once shared `.manuscript.tmp.html`, and one renamed the other's away
     scratch = scratch_file(target, suffix=f".tmp{target.suffix}")
+    # the output format follows the scratch file's extension (.html, .docx, .pdf), as pandoc infers it
+    command = [pypandoc.get_pandoc_path(), str(Path(source).resolve()), "--from=markdown",
+               f"--output={scratch.resolve()}", "--standalone", "--citeproc", f"--resource-path={figures}", *extra]
     try:
+        # pandoc's own working directory, not the process's: pypandoc's `cworkdir` changes the whole process's
+        # directory, which two builds in one process (threads) then restore in the wrong order
         with tempfile.TemporaryDirectory() as empty:
-            pypandoc.convert_file(
-                str(source), to=target.suffix.lstrip("."), outputfile=str(scratch), format="markdown",
-                extra_args=["--standalone", "--citeproc", f"--resource-path={figures}", *extra], cworkdir=empty,
-            )
+            done = subprocess.run(command, cwd=empty, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"pandoc failed on {relative(source)}: {terminal(done.stderr.strip()[:2000])}")
         os.replace(scratch, target)
     finally:
         scratch.unlink(missing_ok=True)
