@@ -426,6 +426,54 @@ class Outputs(_Strict):
     notebooks: Path | None = Field(None, description="executed notebooks; default <folder>/notebooks")
 
 
+class DesignGroup(_Strict):
+    """Controlled before-after: the main table's column telling intervention from control, and its two values."""
+
+    column: str = Field(..., description="the main table's column whose value is the group")
+    # StrictBool first, as for a period's value: `true` must not be read as the integer 1
+    intervention: StrictBool | str | int = Field(..., description="the column's value for the intervention group")
+    control: StrictBool | str | int = Field(..., description="the column's value for the control group")
+
+    @model_validator(mode="after")
+    def _two_values(self) -> DesignGroup:
+        if str(self.intervention) == str(self.control):
+            raise ValueError(f"intervention and control have the same value '{self.intervention}'")
+        return self
+
+
+class Design(_Strict):
+    """The study's design, checked against Cochrane EPOC's minimum criteria (analysis/analyses/design_check.py).
+
+    `before_after` (the default): uncontrolled. `controlled_before_after`: `group` (intervention vs control)
+    and `sites` (the column counted as sites) are required. `interrupted_time_series`: `change_point`
+    (default: the start of the after window) and `time_unit` (month)."""
+
+    type: Literal["before_after", "controlled_before_after", "interrupted_time_series"] = "before_after"
+    group: DesignGroup | None = Field(None, description="controlled before-after: intervention vs control")
+    sites: str | None = Field(None, description="controlled before-after: the main table's column counted as sites")
+    change_point: dt.date | None = Field(None, description="interrupted time series: the first date after the change "
+                                                           "(default: the start of the after window)")
+    time_unit: Literal["month"] = Field("month", description="interrupted time series: the unit of the series")
+    seasonality: Literal["none", "fourier", "months"] = Field(
+        "fourier", description="interrupted time series: Fourier terms (sine and cosine pairs) or month indicators")
+    harmonics: int = Field(1, ge=1, le=6, description="interrupted time series: Fourier pairs (with `fourier`)")
+    lags: int = Field(1, ge=0, le=12, description="interrupted time series: the Newey-West lag, in time units")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Design:
+        controlled = self.type == "controlled_before_after"
+        if controlled and (self.group is None or self.sites is None):
+            raise ValueError("a controlled before-after design needs `group` (column, intervention, control) and "
+                             "`sites` (the column counted as sites)")
+        if not controlled and (self.group is not None or self.sites is not None):
+            raise ValueError(f"`group` and `sites` are for type controlled_before_after, not {self.type}")
+        its_keys = [k for k in ("change_point", "seasonality", "harmonics", "lags") if k in self.model_fields_set]
+        if self.type != "interrupted_time_series" and its_keys:
+            raise ValueError(f"`{'`, `'.join(its_keys)}` {'is' if len(its_keys) == 1 else 'are'} for type "
+                             f"interrupted_time_series, not {self.type}")
+        return self
+
+
 class Study(_Strict):
     """A study file, parsed. `name` is the file's stem."""
 
@@ -439,6 +487,7 @@ class Study(_Strict):
     tables: dict[str, TableSource] = Field(..., description="the first table is the main one (the flow's units)")
     published: Path | None = Field(None, description="folder of published aggregates to compare against")
     period: Period
+    design: Design = Field(default_factory=Design, description="the design, checked against EPOC's criteria")
     eligibility: dict[str, Exclusion] = Field(default_factory=dict)
     outcomes: dict[str, Outcome]
     subgroups: dict[str, Subgroup] = Field(default_factory=dict)
@@ -510,6 +559,11 @@ class Study(_Strict):
                 problems.append(f"{where}: column '{column}' is not declared in tables.{table}.columns")
 
         main = self.main_table
+        need("design.group", main, self.design.group.column if self.design.group else None)
+        need("design.sites", main, self.design.sites)
+        if self.design.type == "interrupted_time_series" and not self.period.by_date:
+            problems.append("design: an interrupted time series needs date windows in `period` (its points are "
+                            "months of the period column)")
         for key, rule in self.eligibility.items():
             for condition in rule.keep:
                 need(f"eligibility.{key}", main, condition.column)
@@ -576,6 +630,11 @@ class Study(_Strict):
 
     def outcome_covariates(self, outcome: Outcome) -> list[str]:
         return list(self.covariates if outcome.covariates is None else outcome.covariates)
+
+    @property
+    def change_point(self) -> dt.date | None:
+        """An interrupted time series' change point: declared, or the start of the after window."""
+        return self.design.change_point or self.period.after.start
 
     def cluster_columns(self) -> list[str]:
         return [c for c in [self.clusters.primary, *self.clusters.alternatives] if c is not None]

@@ -1,4 +1,4 @@
-"""Seeded SYNTHETIC data for the small worked studies: `discrepancy` and `four_outcomes`.
+"""Seeded SYNTHETIC data for the small worked studies: `discrepancy`, `four_outcomes` and `controlled`.
 
 Two made-up studies, each one CSV table of patients laid out the way a user's own export looks (the
 user's column names and codes, not the data dictionary's), so that their study files
@@ -12,6 +12,9 @@ user's column names and codes, not the data dictionary's), so that their study f
   in December 2021: a binary outcome (readmission within 30 days), a count with an exposure
   (adverse drug events over the days at risk), a continuous outcome recorded only for patients aged
   75 or over (a symptom score) and an ordinal one (satisfaction, poor < fair < good < excellent).
+- `controlled`: a controlled before-after study, the reference design with a control hospital whose
+  pharmacists stayed ward-based: medication errors at discharge in two hospitals of six wards each,
+  falling in both (a secular trend) and further in the intervention hospital.
 
 Every outcome improves after the change (the effects are parameters, written in the README and the
 sidecar), and clusters differ (normal random intercepts on the linear-predictor scale). Nothing
@@ -336,6 +339,75 @@ FOUR_OUTCOMES_COLUMNS = (
 # Datasets, files, check
 
 
+# ---------------------------------------------------------------------------------------------
+# The controlled before-after study: the reference design with a control hospital
+
+
+@dataclass(frozen=True)
+class ControlledParameters:
+    seed: int = _doc("seed of numpy's default_rng", 20120401)
+    before: tuple[str, str] = _doc("first and last admission date of the before period", ("2011-02-01", "2012-01-31"))
+    after: tuple[str, str] = _doc("first and last admission date of the after period", ("2012-04-01", "2013-03-31"))
+    hospitals: tuple[str, str] = _doc("the intervention hospital (pharmacists moved into medical teams) and the "
+                                      "control hospital (pharmacists stayed ward-based)", ("Northside", "Southside"))
+    wards_per_hospital: int = _doc("medical wards per hospital (the clusters)", 6)
+    patients_per_period: int = _doc("patients per hospital and period", 240)
+    ward_sd: float = _doc("SD of the ward random intercepts, logit scale", 0.35)
+    risk_before: float = _doc("risk of an error at discharge in the before period, both hospitals, at age 75 and "
+                              "8 medicines, ward intercept 0", 0.62)
+    secular_odds_ratio: float = _doc("conditional odds ratio after vs before in both hospitals (the secular trend: "
+                                     "other changes over the same time)", 0.6)
+    intervention_odds_ratio: float = _doc("further conditional odds ratio after vs before in the intervention "
+                                          "hospital only (the effect of the new service)", 0.2)
+    per_decade_of_age: float = _doc("log odds per 10 years of age above 75", 0.15)
+    per_medicine: float = _doc("log odds per regular medicine above 8", 0.06)
+    age_mean_sd: tuple[float, float] = _doc("age: normal mean and SD, rounded, kept within 18 to 99", (75.0, 11.0))
+    medicines_mean: float = _doc("regular medicines: 3 + Poisson(mean - 3)", 8.0)
+    id_prefix: str = _doc("prefix of the patient identifiers", "CBA-")
+
+
+def _controlled(p: ControlledParameters) -> tuple[pd.DataFrame, dict]:
+    rng = np.random.default_rng(p.seed)
+    wards = [f"{hospital} ward {w + 1}" for hospital in p.hospitals for w in range(p.wards_per_hospital)]
+    ward_effect = rng.normal(0.0, p.ward_sd, len(wards))
+    rows = []
+    achieved = {}
+    for h, hospital in enumerate(p.hospitals):
+        for after, (start, end) in enumerate((p.before, p.after)):
+            n = p.patients_per_period
+            days = rng.integers(_ordinal(start), _ordinal(end) + 1, size=n)
+            ward = h * p.wards_per_hospital + rng.integers(0, p.wards_per_hospital, size=n)
+            age = np.clip(np.round(rng.normal(*p.age_mean_sd, size=n)), 18, 99).astype(int)
+            medicines = 3 + rng.poisson(p.medicines_mean - 3, size=n)
+            score = (_logit(p.risk_before) + after * np.log(p.secular_odds_ratio)
+                     + after * (h == 0) * np.log(p.intervention_odds_ratio)
+                     + p.per_decade_of_age * (age - 75) / 10 + p.per_medicine * (medicines - 8) + ward_effect[ward])
+            error = rng.random(n) < _expit(score)
+            rows.append(pd.DataFrame({"day": days, "Hospital": hospital, "Ward": [wards[w] for w in ward],
+                                      "Age": _numbers(age), "Regular medicines": _numbers(medicines),
+                                      "Error at discharge": np.where(error, "yes", "no")}))
+            achieved[f"{hospital.lower()}_{'after' if after else 'before'}"] = {
+                "patients": n, "errors": int(error.sum()), "proportion": float(error.mean())}
+    table = pd.concat(rows, ignore_index=True).sort_values(["day", "Hospital"], kind="stable").reset_index(drop=True)
+    table.insert(0, "Patient", [f"{p.id_prefix}{i:04d}" for i in range(1, len(table) + 1)])
+    table.insert(1, "Admitted", [dt.date.fromordinal(int(d)).isoformat() for d in table.pop("day")])
+    achieved["ward_intercepts"] = {w: float(v) for w, v in zip(wards, ward_effect, strict=True)}
+    return table, achieved
+
+
+CONTROLLED_COLUMNS = (
+    ("Patient", "patient identifier, `CBA-0001` upwards", "sequence, in admission-date order"),
+    ("Admitted", "admission date, ISO", "uniform over each period's days"),
+    ("Hospital", "`Northside` (intervention: pharmacists moved into medical teams) or `Southside` (control: "
+     "pharmacists stayed ward-based)", "`patients_per_period` per hospital and period"),
+    ("Ward", "the medical ward", "uniform over the hospital's `wards_per_hospital` wards"),
+    ("Age", "age at admission, years", "normal, rounded"),
+    ("Regular medicines", "regular medicines at admission", "3 + Poisson"),
+    ("Error at discharge", "`yes` at least one medication error at discharge, `no` none", "logistic model: a secular "
+     "trend in both hospitals, a further change in the intervention hospital after, age, medicines, ward intercept"),
+)
+
+
 @dataclass(frozen=True)
 class Dataset:
     """A committed synthetic dataset: where it goes, the study that reads it, how it is made, and the
@@ -344,7 +416,7 @@ class Dataset:
     name: str  # files: <name>_patients.csv, <name>.generator.json
     folder: str
     study: str
-    parameters: DiscrepancyParameters | FourOutcomesParameters
+    parameters: DiscrepancyParameters | FourOutcomesParameters | ControlledParameters
     make: Callable[..., tuple[pd.DataFrame, dict]]
     title: str
     design: str
@@ -377,7 +449,17 @@ FOUR_OUTCOMES = Dataset(
     FOUR_OUTCOMES_COLUMNS,
 )
 
-DATASETS = {d.name: d for d in (DISCREPANCY, FOUR_OUTCOMES)}
+CONTROLLED = Dataset(
+    "controlled_synthetic", "data_raw/controlled", "studies/controlled.yml", ControlledParameters(), _controlled,
+    "Medication errors at discharge in an intervention and a control hospital, before and after",
+    "The reference study's design with a control: in the intervention hospital (`Northside`) ward pharmacists "
+    "moved into medical teams between the periods; in the control hospital (`Southside`) they stayed ward-based. "
+    "Both hospitals' error risk falls over the same time (a secular trend); the intervention hospital's falls "
+    "further. Six wards per hospital; admissions from February 2011 to March 2013, with a two-month changeover.",
+    CONTROLLED_COLUMNS,
+)
+
+DATASETS = {d.name: d for d in (DISCREPANCY, FOUR_OUTCOMES, CONTROLLED)}
 
 
 def _csv_bytes(table: pd.DataFrame) -> bytes:

@@ -54,6 +54,12 @@ from analysis.paper.words import (
 from analysis.text import NOT_ESTIMATED, NUMBERS, render
 
 ROLES = ("primary", "secondary")
+SUBTITLES = {"before_after": "An uncontrolled before-after study",
+             "controlled_before_after": "A controlled before-after study",
+             "interrupted_time_series": "An interrupted time series study"}
+DESIGN_WORDS = {"before_after": "An uncontrolled before-after study",
+                "controlled_before_after": "A controlled before-after study (intervention and control groups)",
+                "interrupted_time_series": "An interrupted time series"}
 TYPES = {"binary": "binary", "count": "count", "continuous": "continuous", "ordinal": "ordered categories"}
 # each analysis of `plan`, as the Analysis section lists it
 STEPS = {
@@ -93,6 +99,13 @@ QUANTITIES = {
     "rate_ratio_mixed": "mixed-effects rate ratio", "pre_trend": "interrupted time series",
     "level_change": "interrupted time series", "slope_change": "interrupted time series",
     "post_trend": "interrupted time series",
+    "difference_in_differences": "difference in differences of proportions",
+    "difference_in_differences_mover": "difference in differences of proportions (MOVER interval)",
+    "risk_difference_intervention": "risk difference in the intervention group",
+    "risk_difference_control": "risk difference in the control group",
+    "ratio_of_odds_ratios_mixed": "ratio of odds ratios (mixed-effects)",
+    "ratio_of_odds_ratios_cluster_robust": "ratio of odds ratios (cluster-robust standard errors)",
+    "ratio_of_odds_ratios_wild_bootstrap": "ratio of odds ratios (wild cluster bootstrap)",
 }
 
 
@@ -225,7 +238,7 @@ class _Writer:
         return "\n\n".join(p.strip() for p in parts if p.strip()) + "\n"
 
     def front(self) -> str:
-        subtitle = "An uncontrolled before-after study" + (", on synthetic data" if self.study.synthetic else "")
+        subtitle = SUBTITLES[self.study.design.type] + (", on synthetic data" if self.study.synthetic else "")
         # a literal block: the escaped title as it is, with no YAML quoting of its own
         return "\n".join(["---", "title: |-", f"  {markdown(self.study.title)}",
                           f"subtitle: {json.dumps(subtitle)}", "lang: en-GB", "link-citations: true", "---"])
@@ -255,7 +268,7 @@ class _Writer:
         lines = ["# Abstract {#abstract}", "",
                  f"**Objective.** To compare {self.outcome_phrase(keys)} in {self.unit} between "
                  f"{self.two_periods()}: {self.before} (before) and {self.after} (after)."]
-        design = f"An uncontrolled before-after study of {self.unit}"
+        design = f"{DESIGN_WORDS[self.study.design.type]} of {self.unit}"
         if self.series_outcomes():
             design += ", with an interrupted time series of monthly proportions"
         methods = [design + ".", self.eligibility_short(), self.models_short()]
@@ -263,8 +276,10 @@ class _Writer:
         results = [self.flow_sentence()] + [self.headline(k) for k in keys]
         lines += ["", "**Results.** " + " ".join(r for r in results if r)]
         lines += ["", "**Conclusions.** Every number in this report is rebuilt from the raw data by one "
-                      "command. An uncontrolled before-after comparison cannot by itself attribute a difference "
-                      "between the periods to the change between them."]
+                      "command. " + ("An uncontrolled before-after comparison cannot by itself attribute a difference "
+                                     "between the periods to the change between them."
+                                     if self.study.design.type == "before_after" else
+                                     "The design's limits against Cochrane EPOC's criteria are in the Limitations.")]
         return "\n".join(lines)
 
     def two_periods(self) -> str:
@@ -454,8 +469,18 @@ class _Writer:
         return text
 
     def study_design(self) -> str:
-        text = (f"An uncontrolled before-after comparison of the {self.unit} of the two periods, each outcome "
-                "analysed as its type asks (Analysis, below).")
+        text = (f"{DESIGN_WORDS[self.study.design.type]}: a comparison of the {self.unit} of the two periods, each "
+                "outcome analysed as its type asks (Analysis, below).")
+        text += (" The design was checked against the minimum criteria of Cochrane EPOC (Effective Practice and "
+                 "Organisation of Care) for the designs its reviews include; a criterion not met is listed in the "
+                 "Limitations.")
+        if self.study.design.type == "controlled_before_after":
+            text += (" For each binary primary outcome the intervention group's change is set against the control "
+                     "group's over the same time: the difference in differences of proportions (Wald interval, and a "
+                     "MOVER interval from the four Wilson intervals), and the ratio of odds ratios (the group by "
+                     "period interaction of a logistic model with the covariates) with a random intercept for the "
+                     "cluster, with cluster-robust (sandwich) standard errors and, with few clusters, by a wild "
+                     "cluster bootstrap (restricted score bootstrap with Webb's six-point weights, seeded).")
         series = self.series_outcomes()
         if series:
             text += (f" Monthly proportions of {self.outcome_phrase(series)} are analysed as an interrupted time "
@@ -671,6 +696,7 @@ class _Writer:
         parts = [f"{{{{ ref: {role}_results }}}} gives each {role} outcome by period, and its comparisons of after "
                  "with before" + (f"; see also {join(refs)}." if refs else ".")]
         parts += [s for s in (self.headline(k) for k in keys) if s]
+        parts += [s for s in (self.controlled(k) for k in keys) if s]
         missing = [k for k in keys if any(self.not_estimated(n) for n in self.entries if n.startswith(k + "."))]
         if missing:
             parts.append(f"Some analyses of {self.outcome_phrase(missing)} could not be estimated; the Limitations "
@@ -682,6 +708,31 @@ class _Writer:
             if figure.kind != "monthly" and self.figure_role(figure) == role:
                 parts.append(f"{{{{ figure: {figure.name} | {self.caption(figure)} }}}}")
         return "\n\n".join(parts)
+
+    def controlled(self, key: str) -> str:
+        """A controlled before-after outcome: each group's change and the difference in differences
+        (analysis/analyses/controlled.py), when the ledger has them."""
+        did = f"{key}.did"
+        if not self.has(f"{did}.difference_in_differences", "pp_ci"):
+            return ""
+        text = (f"{self.label(key)}, controlled before-after: in the intervention group the proportion went from "
+                f"{{{{ {did}.proportion_intervention_before | pct }}}} to "
+                f"{{{{ {did}.proportion_intervention_after | pct }}}} "
+                f"(risk difference {{{{ {did}.risk_difference_intervention | pp_ci }}}}), in the control group from "
+                f"{{{{ {did}.proportion_control_before | pct }}}} to {{{{ {did}.proportion_control_after | pct }}}} "
+                f"({{{{ {did}.risk_difference_control | pp_ci }}}}): a difference in differences of "
+                f"{{{{ {did}.difference_in_differences | pp_ci }}}} (Wald interval; "
+                f"{{{{ {did}.difference_in_differences_mover | pp_ci }}}} by MOVER from the Wilson intervals).")
+        ratios = [(f"{did}.ratio_of_odds_ratios_mixed", "with a random intercept for the cluster"),
+                  (f"{did}.ratio_of_odds_ratios_cluster_robust", "with cluster-robust standard errors"),
+                  (f"{did}.ratio_of_odds_ratios_wild_bootstrap", "by the wild cluster bootstrap")]
+        shown = [f"{{{{ {name} | est_ci }}}} {words}" for name, words in ratios if self.has(name, "est_ci")]
+        if shown:
+            text += (" The adjusted ratio of odds ratios (intervention vs control, after vs before) was "
+                     + "; ".join(shown))
+            boot = f"{did}.ratio_of_odds_ratios_wild_bootstrap"
+            text += (f" (bootstrap {{{{ {boot} | p }}}})." if self.has(boot, "p") else ".")
+        return text
 
     def p_note(self, keys: list[str]) -> str:
         types = {self.study.outcomes[k].type for k in keys}
@@ -923,7 +974,8 @@ class _Writer:
         summary.append("Its strength is that every number above is rebuilt from the raw data by one command, with "
                        "statistical functions checked against R.")
         interpretation = ["A difference between the periods is an association: the design compares two periods, not "
-                          "two groups treated at the same time."]
+                          "two groups treated at the same time." if self.study.design.type == "before_after" else
+                          "A difference between the periods is an association, however strong the design."]
         both = [k for k in self.study.outcomes if self.has(f"{k}.odds_ratio_gee", "est_ci")
                 and self.has(f"{k}.odds_ratio_{self.adjusted(k)}", "est_ci")]
         if both:
@@ -936,10 +988,12 @@ class _Writer:
                         "they differ from what was expected, and the costs."),
                  "## Limitations {#limitations}", self.limitations(),
                  "## Conclusions {#conclusions}",
-                 "An uncontrolled before-after comparison describes how the outcomes differed between the periods; "
-                 "a controlled design, or a time series with a control series, would be needed to attribute a "
-                 "difference to the change. Any site can rerun the same analyses on its own data by writing one "
-                 "study file.",
+                 ("An uncontrolled before-after comparison describes how the outcomes differed between the periods; "
+                  "a controlled design, or a time series with a control series, would be needed to attribute a "
+                  "difference to the change." if self.study.design.type == "before_after" else
+                  "The control group's change over the same time is taken off the intervention group's; the design's "
+                  "remaining limits are in the Limitations.")
+                 + " Any site can rerun the same analyses on its own data by writing one study file.",
                  prompt("the usefulness of the work, its sustainability, its potential for spread, and the next "
                         "steps.")]
         return "\n\n".join(parts)
@@ -949,8 +1003,16 @@ class _Writer:
         if self.study.synthetic:
             parts.append("The data are synthetic: the results show what the analyses do, not what happened to real "
                          f"{self.unit}.")
-        text = ("An uncontrolled before-after design cannot separate the change between the periods from secular "
-                "trends, other changes at the same time, or regression to the mean [@eccles2003].")
+        checks = self.design_checks()
+        if checks:  # the criteria of Cochrane EPOC the design does not meet, in the ledger's words
+            text = " ".join(f"{{{{ warning: {name} }}}}" for name in checks)
+        elif self.study.design.type == "before_after":
+            text = ("An uncontrolled before-after design cannot separate the change between the periods from secular "
+                    "trends, other changes at the same time, or regression to the mean [@eccles2003].")
+        elif any(name.startswith("design_check.") for name in self.entries):
+            text = "The design met Cochrane EPOC's minimum criteria for the designs its reviews include."
+        else:
+            text = "The design was not checked against Cochrane EPOC's minimum criteria."
         if self.series_outcomes():
             text += (" The interrupted time series tests for a step at the change beyond the trend before it, but "
                      "without a control series it cannot exclude a change that happened at the same time.")
@@ -973,14 +1035,19 @@ class _Writer:
             parts.append("The analyses recorded these warnings with their results:\n\n" + "\n".join(caveats))
         return "\n\n".join(parts)
 
+    def design_checks(self) -> list[str]:
+        """The design check's entries (analysis/analyses/design_check.py) whose criterion was not met."""
+        return [name for name, entry in sorted(self.entries.items())
+                if name.startswith("design_check.") and entry.warnings]
+
     def warned(self, estimated: bool) -> list[str]:
         """A bullet per distinct warning: the quantities it concerns, and the ledger's own words."""
         groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
         order = {self.label(key): index for index, key in enumerate(self.study.outcomes)}
         for name, entry in sorted(self.entries.items(), key=lambda item: (order.get(self.subject(item[0]), -1),
                                                                            item[0])):
-            if not entry.warnings or self.not_estimated(name) == estimated:
-                continue
+            if not entry.warnings or self.not_estimated(name) == estimated or name.startswith("design_check."):
+                continue  # the design check has its own paragraph
             groups.setdefault((self.subject(name), tuple(entry.warnings)), []).append(name)
         bullets = []
         for (subject, _), names in groups.items():

@@ -17,3 +17,10 @@ done
 Rscript -e 'cat(R.version.string, "\n", sep = ""); for (p in c("lme4", "geepack", "sandwich", "MASS")) cat(p, " ", as.character(packageVersion(p)), "\n", sep = "")' \
   > "$here/results/versions.txt"
 echo "reference results written with: $(head -1 "$here/results/versions.txt")"
+# Controlled before-after (analysis/stats/designs.py): its own seeded inputs, then R (sandwich, lme4) and the
+# wild cluster bootstrap written out by hand.
+"$python" "$here/data/make_designs.py"
+Rscript "$here/designs.R"
+# Interrupted time series of counts (analysis/stats/its.py): seeded monthly deaths and admissions, then R.
+"$python" "$here/data/make_its.py"
+Rscript "$here/its.R"
