@@ -868,6 +868,21 @@ def _table_bytes(frame: pd.DataFrame, table: str, source: TableSource, title: tu
     return _csv_bytes(frame, table, source)
 
 
+def sidecar_header(generator: str, version: str, seed: int, dataset: str, made_from: str) -> dict:
+    """What every generator's sidecar says first: which generator, version and seed made which dataset,
+    and that it is synthetic (the manifest reads these keys, `find_generator_metadata`)."""
+    return {
+        "generator": generator,
+        "version": version,
+        "seed": seed,
+        "numpy": np.__version__,
+        "dataset": dataset,
+        "synthetic": True,
+        "description": f"SYNTHETIC patient-level data: not real patients. Made by {made_from}; every assumption "
+                       "is in the README next to these files.",
+    }
+
+
 def json_ready(value):
     """A value as the generators write it into their JSON sidecars: floats to 6 significant digits,
     dates as ISO text, dataclasses as dicts."""
@@ -899,14 +914,8 @@ def write_dataset(dataset: Dataset, folder: Path | None = None) -> list[Path]:
         files[target] = (_table_bytes(frame, table, source, dataset.title), len(frame))
     sidecar_folder = folder or next(iter(files)).parent
     metadata = {
-        "generator": GENERATOR,
-        "version": VERSION,
-        "seed": dataset.parameters.seed,
-        "numpy": np.__version__,
-        "dataset": dataset.name,
-        "synthetic": True,
-        "description": "SYNTHETIC patient-level data: not real patients. Made by analysis/data/synthetic.py from "
-                       "the published aggregates; every assumption is in the README next to these files.",
+        **sidecar_header(GENERATOR, VERSION, dataset.parameters.seed, dataset.name, "analysis/data/synthetic.py from "
+                         "the published aggregates"),
         "study": relative(resolve(dataset.study)),
         "published": {relative(path): sha256_file(path) for path in published_files(resolve(dataset.published))[0]
                       .values()},

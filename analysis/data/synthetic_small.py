@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.data.manifest import GENERATOR_SUFFIX
-from analysis.data.synthetic import json_ready, sha256_bytes
+from analysis.data.synthetic import json_ready, sha256_bytes, sidecar_header
 from analysis.paths import atomic_write, relative, resolve
 
 GENERATOR = "analysis.data.synthetic_small"
@@ -547,14 +547,8 @@ def generate(dataset: Dataset) -> dict[str, bytes]:
     table, achieved = dataset.make(dataset.parameters)
     data = _csv_bytes(table)
     metadata = {
-        "generator": GENERATOR,
-        "version": VERSION,
-        "seed": dataset.parameters.seed,
-        "numpy": np.__version__,
-        "dataset": dataset.name,
-        "synthetic": True,
-        "description": "SYNTHETIC patient-level data: not real patients. Made by analysis/data/synthetic_small.py "
-                       "from the parameters below; every assumption is in the README next to these files.",
+        **sidecar_header(GENERATOR, VERSION, dataset.parameters.seed, dataset.name,
+                         "analysis/data/synthetic_small.py from the parameters below"),
         "study": dataset.study,
         "parameters": json_ready(dataclasses.asdict(dataset.parameters)),
         "achieved": json_ready(achieved),
