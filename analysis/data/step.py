@@ -62,9 +62,6 @@ class Prepared:
     def synthetic(self) -> bool:
         return self.study.synthetic
 
-    def table(self, name: str) -> pd.DataFrame:
-        return self.tables[name]
-
 
 def _study(study: Study | str | Path) -> Study:
     return study if isinstance(study, Study) else load_study(study)
