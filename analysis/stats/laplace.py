@@ -92,6 +92,25 @@ same matrix gives a Wald standard error for each SD, and :math:`\\hat u = \\Lamb
 conditional SDs :math:`\\sqrt{diag(\\Lambda M^{-1}\\Lambda)}` are the conditional modes of the random
 effects and their conditional SDs, as lme4's ``ranef(condVar = TRUE)``.
 
+**Adaptive Gauss-Hermite quadrature** (``nagq`` = K > 1, glmer's ``nAGQ``; one grouping factor only,
+as in lme4, where each cluster's integral is one-dimensional). The likelihood of cluster j is
+:math:`L_j = \\int \\exp(\\ell_j(v))\\,\\phi(v)\\,dv`, :math:`\\ell_j(v)` its rows' log-likelihood at
+:math:`\\eta_i = o_i + x_i'\\beta + \\theta v`. Centred at the mode :math:`\\hat v_j` (PIRLS, as above) and
+scaled by :math:`s_j = M_j^{-1/2}`, the conditional SD of v there (Pinheiro and Bates 1995; section
+5 of the lme4 vignette), with :math:`z_k, w_k` the K-point Gauss-Hermite rule for the standard normal
+(:math:`\\sum_k w_k f(z_k) \\approx E f(Z)`, numpy's ``hermegauss`` weights divided by
+:math:`\\sqrt{2\\pi}`, lme4's ``GHrule``):
+
+.. math:: -2\\log L_j \\approx \\log M_j - 2\\log\\sum_k w_k \\exp(-D_{jk}/2), \\qquad
+          D_{jk} = -2\\ell_j(\\hat v_j + s_j z_k) + (\\hat v_j + s_j z_k)^2 - z_k^2
+
+and the deviance is their sum (plus the constant). With K = 1 (:math:`z = 0, w = 1`) it is the Laplace
+deviance above. It is minimised over :math:`(\\theta, \\beta)` by Newton's method from the Laplace fit,
+its gradient and Hessian by central differences in steps of the Laplace SEs (``AGQ_GRADIENT_STEP``,
+``AGQ_HESSIAN_STEP``; glmer too takes its Hessian by finite differences), with the same line search;
+the covariance is :math:`2H^{-1}` as above. Reference: Pinheiro JC, Bates DM. Approximations to the
+log-likelihood function in the nonlinear mixed-effects model. J Comput Graph Stat 1995;4:12-35.
+
 **Collapsing**: rows with the same covariates, offset and levels have the same :math:`\\eta`; their
 log-likelihood terms add up to one term with :math:`y` and :math:`n` summed (Bernoulli rows to a binomial
 with n trials, counts to a Poisson count over n rows), exactly, so they are fitted as one cell when that
@@ -165,6 +184,12 @@ BOUNDARY_TOL = 1e-4
 # Step of the central differences of the gradient that give the Hessian with several factors (lme4's
 # deriv12() step)
 HESSIAN_STEP = 1e-4
+# AGQ (nagq > 1): Newton stops when its decrement g'H^-1 g is below this; its gradient and Hessian are
+# central differences with steps of these multiples of the Laplace SEs (the deviance is exact to about
+# 1e-12 relative, so the gradient is good to about 1e-6 and the Hessian to about 1e-4 relative)
+AGQ_TOL = 1e-9
+AGQ_GRADIENT_STEP = 1e-4
+AGQ_HESSIAN_STEP = 1e-2
 # Rows are collapsed into cells when there are at most this many cells per row; beyond twice this many
 # rows, a sample of this many is looked at first, and rows are left as they are when more than this
 # share of the sample's are distinct
@@ -673,8 +698,11 @@ def fit_laplace(
     offset: np.ndarray | None = None,
     trials: np.ndarray | None = None,
     start: LaplaceFit | None = None,
+    nagq: int = 1,
 ) -> LaplaceFit:
-    """Fit by Laplace ML.
+    """Fit by Laplace ML (``nagq`` = 1), or by adaptive Gauss-Hermite quadrature with ``nagq`` nodes
+    (one grouping factor only, as lme4's ``nAGQ``; see "Adaptive Gauss-Hermite quadrature" in the module
+    docstring).
 
     ``codes`` holds one integer level code (0, 1, ...) per row for each random intercept, ``x`` the
     fixed-effect design (full column rank), ``family`` is "binomial" (``y`` 0/1, or events out of
@@ -687,6 +715,14 @@ def fit_laplace(
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {family!r}: the fitter supports {SUPPORTED}")
     fam = FAMILIES[family]
+    if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or nagq < 1:
+        raise ValueError(f"nagq must be a whole number of quadrature nodes, 1 (Laplace) or more, got {nagq!r}")
+    if nagq > 1 and len(codes) != 1:
+        raise ValueError(
+            f"nagq > 1 (adaptive Gauss-Hermite quadrature) needs a single random intercept, and this model has "
+            f"{len(codes)}: as lme4's glmer, which allows nAGQ > 1 only for a single scalar random-effects term, "
+            "fit it with nagq = 1 (Laplace)"
+        )
     data, p = _prepare(y, x, codes, fam, offset, trials)
     if start is not None and (start.beta.size != p or start.theta.size != len(codes)):
         raise ValueError(
@@ -695,7 +731,9 @@ def fit_laplace(
         )
     data = _collapse(data)
     if len(codes) == 1:
-        return _Grouped(data, fam).fit(start)
+        grouped = _Grouped(data, fam)
+        laplace = grouped.fit(start)
+        return laplace if nagq == 1 else grouped.fit_agq(laplace, int(nagq))
     return _fit_dense(data, fam, start)
 
 
@@ -730,6 +768,7 @@ class _Grouped:
         self.z = _Levels(data.codes[0])
         self.levels = int(data.codes[0].max()) + 1 if data.codes[0].size else 0
         self.p = data.xt.shape[0]
+        self._agq_v: np.ndarray | None = None  # the last modes of agq_deviance, where its next PIRLS starts
 
     def mode(self, theta: float, beta: np.ndarray, start: np.ndarray | None) -> tuple[np.ndarray, bool]:
         base = self.data.offset + _combine(self.data.xt, beta)
@@ -883,6 +922,103 @@ class _Grouped:
             fitted=point.mu,
         )
 
+    def agq_deviance(self, phi: np.ndarray, nodes: np.ndarray, weights: np.ndarray) -> tuple[float, np.ndarray, bool]:
+        """The AGQ deviance at phi = (theta, beta) (without the constant), with the modes v there and
+        whether PIRLS converged: per cluster, log M_j - 2 log sum_k w_k exp(-D_jk / 2), D_jk the penalised
+        deviance of cluster j at v = v_j + z_k / sqrt(M_j) less z_k^2 (module docstring)."""
+        theta, beta = float(phi[0]), phi[1:]
+        v, converged = self.mode(theta, beta, self._agq_v)
+        self._agq_v = v
+        data, z = self.data, self.z
+        base = data.offset + _combine(data.xt, beta)
+        w = self.family.moments(base + theta * z.times(v), data.y, data.n, 1).w
+        m = 1 + theta**2 * z.t_times(w)
+        spread = 1 / np.sqrt(m)
+        exponents = np.empty((nodes.size, z.q))
+        for k, node in enumerate(nodes):
+            at = v + spread * node
+            terms = self.family.moments(base + theta * z.times(at), data.y, data.n, 0).terms
+            exponents[k] = -(z.t_times(terms) + at * at - node * node) / 2
+        per_cluster = np.log(m) - 2 * special.logsumexp(exponents, b=weights[:, None], axis=0)
+        return float(np.sum(per_cluster)), v, converged
+
+    def fit_agq(self, laplace: LaplaceFit, nagq: int) -> LaplaceFit:
+        """Minimise the AGQ deviance over (theta, beta) by Newton's method from the Laplace fit, its
+        gradient and Hessian by central differences (module docstring)."""
+        nodes, weights = np.polynomial.hermite_e.hermegauss(nagq)
+        weights = weights / math.sqrt(2 * math.pi)  # sum_k w_k f(z_k) ~ E f(Z), Z ~ N(0, 1)
+        self._agq_v = None
+
+        def deviance(phi):
+            return self.agq_deviance(phi, nodes, weights)[0]
+
+        phi = np.r_[laplace.theta, laplace.beta]
+        ses = np.sqrt(np.r_[np.diag(laplace.cov_theta), np.diag(laplace.cov_beta)])
+        scale = np.where(np.isfinite(ses) & (ses > 0), ses, 1.0)  # differences in units of the Laplace SEs
+        value = deviance(phi)
+        converged, message = False, f"no convergence in {NEWTON_MAX_STEPS} Newton steps"
+        for _ in range(NEWTON_MAX_STEPS):
+            gradient, hessian = _differences(deviance, phi, value, scale)
+            step = -_descent(hessian, gradient)
+            decrement = float(-gradient @ step)
+            if not np.isfinite(decrement):
+                message = "the Hessian of the AGQ deviance is not finite"
+                break
+            if decrement < AGQ_TOL:
+                converged, message = True, "Newton's method converged"
+                break
+            size = 1.0
+            for _ in range(PIRLS_MAX_HALVINGS):
+                trial = phi + size * step
+                trial_value = deviance(trial)
+                allowed = value - ARMIJO * size * decrement + ROUNDING * abs(value)
+                if np.isfinite(trial_value) and trial_value <= allowed:
+                    break
+                size /= 2
+            else:
+                message = "the line search found no lower AGQ deviance"
+                break
+            phi, value = trial, trial_value
+        _, hessian = _differences(deviance, phi, value, scale)
+        value, v, pirls_converged = self.agq_deviance(phi, nodes, weights)
+        if not pirls_converged:
+            converged, message = False, "the penalised IRLS for the random effects did not converge at the estimates"
+        theta = abs(float(phi[0]))
+        if phi[0] < 0:
+            v = -v
+        cov, fell_back = _covariance(hessian, 1)
+        if fell_back:
+            cov_beta = laplace.cov_beta if theta == laplace.theta[0] else np.full_like(laplace.cov_beta, np.nan)
+            cov_theta = np.full((1, 1), np.nan)
+        else:
+            cov_beta, cov_theta = cov[1:, 1:], cov[:1, :1]
+            if theta == 0:
+                cov_theta = np.full((1, 1), np.nan)
+        data, z = self.data, self.z
+        eta = data.offset + _combine(data.xt, phi[1:]) + theta * z.times(v)
+        mu_w = self.family.moments(eta, data.y, data.n, 1)
+        m = 1 + theta**2 * z.t_times(mu_w.w)
+        modes = np.zeros(self.levels)
+        mode_sd = np.full(self.levels, theta)
+        modes[z.level] = theta * v
+        mode_sd[z.level] = theta / np.sqrt(m)
+        return LaplaceFit(
+            beta=phi[1:].copy(),
+            theta=np.array([theta]),
+            cov_beta=cov_beta,
+            deviance=value + data.constant,
+            converged=converged and laplace.converged,
+            fell_back=fell_back,
+            message=message,
+            cov_theta=cov_theta,
+            modes=(modes,),
+            mode_sd=(mode_sd,),
+            cells=data.y.size,
+            engine=f"one grouping factor: adaptive Gauss-Hermite quadrature, {nagq} nodes per cluster, Newton "
+            "with central differences",
+            fitted=mu_w.mu,
+        )
+
     def _conditional_cov(self, point: _Point, theta: float) -> np.ndarray:
         """glmer's fallback, the covariance of beta given theta: S^-1, S = X'WX - C'M^-1 C (C = Lambda Z'WX)."""
         data = self.data
@@ -891,6 +1027,32 @@ class _Grouped:
         cross = theta * self.z.weighted(data.xt, w)
         schur = _gram(data.xt, w) - np.einsum("jk,jl->kl", cross, cross / point.m[:, None])
         return _singular_or_inverse(schur)
+
+
+def _differences(
+    deviance: Callable[[np.ndarray], float], phi: np.ndarray, value: float, scale: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient and Hessian of ``deviance`` at phi by central differences, parameter i stepped by
+    ``AGQ_GRADIENT_STEP`` (gradient) and ``AGQ_HESSIAN_STEP`` (Hessian) times scale_i."""
+    size = phi.size
+    gradient = np.empty(size)
+    for i in range(size):
+        e = np.zeros(size)
+        e[i] = AGQ_GRADIENT_STEP * scale[i]
+        gradient[i] = (deviance(phi + e) - deviance(phi - e)) / (2 * e[i])
+    h = AGQ_HESSIAN_STEP * scale
+    hessian = np.empty((size, size))
+    for i in range(size):
+        ei = np.zeros(size)
+        ei[i] = h[i]
+        hessian[i, i] = (deviance(phi + ei) - 2 * value + deviance(phi - ei)) / h[i] ** 2
+        for j in range(i):
+            ej = np.zeros(size)
+            ej[j] = h[j]
+            corners = deviance(phi + ei + ej) - deviance(phi + ei - ej)
+            corners += deviance(phi - ei - ej) - deviance(phi - ei + ej)
+            hessian[i, j] = hessian[j, i] = corners / (4 * h[i] * h[j])
+    return gradient, hessian
 
 
 def _newton_path(point: _Point) -> tuple[Callable[[float], np.ndarray], float]:

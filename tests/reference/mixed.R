@@ -160,4 +160,23 @@ extra_rows("large_exact", glmer(error ~ after + age + charlson + n_medicines + (
                                 family = binomial, control = exact))
 extra_rows("trials_exact", glmer(cbind(events, trials - events) ~ after + age_group + (1 | team), data = tr,
                                  family = binomial, control = exact))
+
+# ---- Appended (the rows above are unchanged): nested random intercepts written team/pharmacist, and
+# adaptive Gauss-Hermite quadrature ----
+
+# (1 | team/pharmacist) = (1 | team) + (1 | pharmacist:team): the pharmacist labels repeat across teams
+# (data/mixed_nested.csv), and lme4 names the inner factor "pharmacist:team"
+nested <- read_data("mixed_nested")
+fit <- glmer(error ~ after + age10 + (1 | team/pharmacist), data = nested, family = binomial, control = exact)
+glmer_rows("nested_exact", fit)
+extra_rows("nested_exact", fit)
+
+# nAGQ = 10 (adaptive Gauss-Hermite quadrature, one random intercept) on 60 small clusters
+# (data/mixed_agq.csv), beside the Laplace fit (nAGQ = 1) of the same model
+agq <- read_data("mixed_agq")
+fit <- glmer(error ~ after + (1 | cluster), data = agq, family = binomial, nAGQ = 10, control = exact)
+glmer_rows("agq10_exact", fit)
+extra_rows("agq10_exact", fit)
+glmer_rows("agq1_exact", glmer(error ~ after + (1 | cluster), data = agq, family = binomial, nAGQ = 1,
+                               control = exact))
 write_results("mixed")

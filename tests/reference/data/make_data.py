@@ -33,6 +33,8 @@ SEEDS = {
     "mixed_poisson": 20140709,
     "mixed_large": 20140710,
     "mixed_trials": 20140711,
+    "mixed_nested": 20140712,
+    "mixed_agq": 20140713,
 }
 
 
@@ -254,6 +256,47 @@ def mixed_trials() -> pd.DataFrame:
     )
 
 
+def mixed_nested() -> pd.DataFrame:
+    """Patients of pharmacists nested in teams, the pharmacists labelled P1 to P4 within every team (so
+    the labels repeat across teams, as ``(1 | team/pharmacist)`` allows): 12 teams x 4 pharmacists x 25
+    patients, team SD 0.6 and pharmacist-within-team SD 0.5 on the log-odds scale."""
+    rng = np.random.default_rng(SEEDS["mixed_nested"])
+    teams, pharmacists, patients = 12, 4, 25
+    n = teams * pharmacists * patients
+    team = np.repeat(np.arange(teams), pharmacists * patients)
+    pharmacist = np.tile(np.repeat(np.arange(pharmacists), patients), teams)
+    after = np.tile([0, 1], n // 2)
+    age10 = np.round(rng.normal(7.5, 1.0, n), 1)
+    u_team = rng.normal(0, 0.6, teams)[team]
+    u_pharmacist = rng.normal(0, 0.5, teams * pharmacists)[team * pharmacists + pharmacist]
+    eta = -0.5 - 0.9 * after + 0.2 * (age10 - 7.5) + u_team + u_pharmacist
+    error = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)
+    return pd.DataFrame(
+        {
+            "team": [f"T{t + 1:02d}" for t in team],
+            "pharmacist": [f"P{p + 1}" for p in pharmacist],
+            "after": after,
+            "age10": age10,
+            "error": error,
+        }
+    )
+
+
+def mixed_agq() -> pd.DataFrame:
+    """Small clusters with a large random-intercept SD, where the Laplace approximation is poor and
+    adaptive Gauss-Hermite quadrature matters: 60 clusters of 3 to 5 patients, SD 2 on the log-odds
+    scale, a binary covariate."""
+    rng = np.random.default_rng(SEEDS["mixed_agq"])
+    clusters = 60
+    sizes = rng.integers(3, 6, clusters)
+    cluster = np.repeat(np.arange(clusters), sizes)
+    n = cluster.size
+    after = rng.integers(0, 2, n)
+    eta = -0.3 - 1.0 * after + rng.normal(0, 2.0, clusters)[cluster]
+    error = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)
+    return pd.DataFrame({"cluster": [f"C{c + 1:02d}" for c in cluster], "after": after, "error": error})
+
+
 def lmm() -> pd.DataFrame:
     """Continuous outcome (MAI change) with a random intercept for team."""
     rng = np.random.default_rng(SEEDS["lmm"])
@@ -350,6 +393,8 @@ def main() -> None:
         "mixed": mixed,
         "mixed_poisson": mixed_poisson,
         "mixed_trials": mixed_trials,
+        "mixed_nested": mixed_nested,
+        "mixed_agq": mixed_agq,
         "lmm": lmm,
         "timeseries": timeseries,
         "study_patients": study_patients,
