@@ -17,6 +17,7 @@ from matplotlib.figure import Figure as Drawn
 
 from analysis import figures
 from analysis.analyses.outcomes import outcome_data
+from analysis.analyses.robustness import time_series_outcomes
 from analysis.config import PERIODS, Study
 from analysis.ledger import Entry
 
@@ -26,7 +27,7 @@ class Figure:
     """One figure of the study: its file name, the figure function, the outcomes it shows."""
 
     name: str
-    kind: str  # proportions, forest, monthly, levels, values, by_cluster
+    kind: str  # proportions, forest, monthly, its, levels, values, by_cluster
     keys: tuple[str, ...] = ()
     options: dict = field(default_factory=dict)
 
@@ -36,8 +37,16 @@ def _main_binary(study: Study) -> list[str]:
             and o.does("proportions")]
 
 
-def figures_of(study: Study, has_monthly: bool) -> list[Figure]:
-    """The study's figures, in the order the notebook draws them."""
+def its_outcomes(study: Study) -> list[str]:
+    """The outcomes notebook 05 fits an interrupted time series to (its_counts): none unless the design is one."""
+    if study.design.type != "interrupted_time_series":
+        return []
+    return [k for k in time_series_outcomes(study) if study.outcomes[k].type == "binary"]
+
+
+def figures_of(study: Study, has_monthly: bool, has_its: bool | None = None) -> list[Figure]:
+    """The study's figures, in the order the notebook draws them. `has_its`: whether notebook 05 exported
+    interrupted time series curves (default: whenever the design is one and the monthly series are drawn)."""
     binary = _main_binary(study)
     found = []
     if binary:
@@ -57,6 +66,9 @@ def figures_of(study: Study, has_monthly: bool) -> list[Figure]:
     found += [Figure(f"{group}_values", "values", tuple(keys)) for group, keys in groups.items()]
     if has_monthly:
         found.append(Figure("monthly", "monthly"))
+    its_keys = its_outcomes(study)
+    if its_keys and (has_monthly if has_its is None else has_its):
+        found.append(Figure("its", "its", tuple(its_keys)))
     for key, o in study.outcomes.items():
         if o.does("by_cluster") and study.clusters.primary:
             found.append(Figure(f"{key.replace('.', '_')}_by_{study.clusters.primary}", "by_cluster", (key,)))
@@ -125,6 +137,14 @@ def monthly(table: pd.DataFrame, study: Study) -> pd.DataFrame:
         ["measure", "month", "period", "period_label", "events", "n", "proportion", "fitted", "centre", "lcl", "ucl"]]
 
 
+def its(table: pd.DataFrame, study: Study, keys: tuple[str, ...]) -> pd.DataFrame:
+    """Notebook 05's exported `its_curves`, for the outcomes of the figure, months as dates."""
+    labels = study.period.labels()
+    part = table[table["outcome"].isin(keys)]
+    return part.assign(month=pd.to_datetime(part["month"] + "-01"), period_label=part["period"].map(labels))[
+        ["measure", "month", "period", "period_label", "events", "n", "observed", "fitted", "counterfactual"]]
+
+
 def by_cluster(table: pd.DataFrame) -> pd.DataFrame:
     return table.rename(columns={"cluster": "team", "events": "accepted"})[
         ["team", "period_label", "accepted", "n", "estimate", "conf_low", "conf_high"]]
@@ -153,6 +173,9 @@ def draw(figure: Figure, study: Study, entries: dict[str, Entry], tables: dict[s
     if figure.kind == "monthly":
         return figures.monthly(monthly(exported("monthly"), study), change=study.period.after.start,
                                xlabel="Month")
+    if figure.kind == "its":
+        return figures.its(its(exported("its_curves"), study, figure.keys), change=study.change_point,
+                           change_label="Change point", xlabel="Month")
     (key,) = figure.keys
     return figures.acceptance_by_team(
         by_cluster(exported(f"{outcomes[0].role}_{key}_by_{study.clusters.primary}")),

@@ -6,6 +6,8 @@ For a study whose `design.type` is `interrupted_time_series`: each binary outcom
 (`analyses.time_series`, on by default) is aggregated by calendar month from the patient-level rows (events out
 of patients); the change point is `design.change_point` (default: the start of the after window), the
 seasonality `design.seasonality` (`harmonics`), the Newey-West lag `design.lags`.
+`curves` gives, per month, the observed, fitted and counterfactual proportions (`analysis.stats.its.its_curves`),
+exported by notebook 05 as `tables/its_curves.csv` for notebook 07's figure `its`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from analysis.analyses.outcomes import outcome_data
 from analysis.analyses.results import combine, named
 from analysis.analyses.robustness import time_series_outcomes
 from analysis.config import Study
-from analysis.stats.its import segmented_counts
+from analysis.stats.its import its_curves, segmented_counts
 
 TERMS = {
     "level_change": ("level_change", "{label}: odds ratio of the level change at the change point (segmented "
@@ -44,17 +46,48 @@ def series(tables: dict[str, pd.DataFrame], study: Study, key: str) -> pd.DataFr
     })
 
 
-def its_results(tables: dict[str, pd.DataFrame], study: Study, key: str) -> pd.DataFrame:
-    monthly = series(tables, study, key)
+def _fit(monthly: pd.DataFrame, study: Study) -> pd.DataFrame:
     design = study.design
-    fit = segmented_counts(monthly, "events", "n", "time", float(monthly["change"].iloc[0]), lags=design.lags,
-                           family="binomial", month="month", season=design.seasonality, harmonics=design.harmonics)
-    return named(fit, f"its_counts.{key}", TERMS, study.outcomes[key].short)
+    return segmented_counts(monthly, "events", "n", "time", float(monthly["change"].iloc[0]), lags=design.lags,
+                            family="binomial", month="month", season=design.seasonality, harmonics=design.harmonics)
+
+
+def its_results(tables: dict[str, pd.DataFrame], study: Study, key: str) -> pd.DataFrame:
+    return named(_fit(series(tables, study, key), study), f"its_counts.{key}", TERMS, study.outcomes[key].short)
+
+
+def _outcomes(study: Study) -> list[str]:
+    return [k for k in time_series_outcomes(study) if study.outcomes[k].type == "binary"]
+
+
+def curves(tables: dict[str, pd.DataFrame], study: Study) -> pd.DataFrame:
+    """For the figure (notebook 07): per outcome with an estimated fit and month, the observed proportion, the
+    fitted one and the counterfactual (no level or slope change), with `period` ("before" the change point or
+    "after", from it on) and the events and patients; empty for other designs or when no fit was estimated."""
+    columns = ["outcome", "measure", "month", "period", "time", "events", "n", "observed", "fitted", "counterfactual"]
+    if study.design.type != "interrupted_time_series":
+        return pd.DataFrame(columns=columns)
+    parts = []
+    design = study.design
+    for key in _outcomes(study):
+        monthly = series(tables, study, key).sort_values("time")
+        fit = _fit(monthly, study)
+        if pd.isna(fit.set_index("term").loc["level_change", "estimate"]):
+            continue
+        change = float(monthly["change"].iloc[0])
+        drawn = its_curves(monthly, "events", "n", "time", change, fit, family="binomial", month="month",
+                           season=design.seasonality, harmonics=design.harmonics)
+        parts.append(pd.DataFrame({
+            "outcome": key, "measure": study.outcomes[key].short, "month": monthly["calendar"].to_numpy(),
+            "period": ["after" if t >= change else "before" for t in monthly["time"]],
+            "time": monthly["time"].to_numpy(), "events": monthly["events"].to_numpy(), "n": monthly["n"].to_numpy(),
+            "observed": drawn["observed"].to_numpy(), "fitted": drawn["fitted"].to_numpy(),
+            "counterfactual": drawn["counterfactual"].to_numpy()}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
 def results(tables: dict[str, pd.DataFrame], study: Study) -> pd.DataFrame:
     """Every binary outcome with a time series, for an interrupted time series design; empty otherwise."""
     if study.design.type != "interrupted_time_series":
         return combine()
-    keys = [k for k in time_series_outcomes(study) if study.outcomes[k].type == "binary"]
-    return combine(*(its_results(tables, study, key) for key in keys))
+    return combine(*(its_results(tables, study, key) for key in _outcomes(study)))

@@ -1,4 +1,5 @@
-"""Seeded SYNTHETIC data for the small worked studies: `discrepancy`, `four_outcomes` and `controlled`.
+"""Seeded SYNTHETIC data for the small worked studies: `discrepancy`, `four_outcomes`, `controlled` and
+`mortality_its`.
 
 Two made-up studies, each one CSV table of patients laid out the way a user's own export looks (the
 user's column names and codes, not the data dictionary's), so that their study files
@@ -15,6 +16,9 @@ user's column names and codes, not the data dictionary's), so that their study f
 - `controlled`: a controlled before-after study, the reference design with a control hospital whose
   pharmacists stayed ward-based: medication errors at discharge in two hospitals of six wards each,
   falling in both (a secular trend) and further in the intervention hospital.
+- `mortality_its`: an interrupted time series, one row per admission to a made-up trust over five years with
+  whether the patient died in hospital; a winter excess, and from January 2009 a step and a change of trend
+  whose deaths averted come to about 450 (the number of a public claim for which no data were published).
 
 Every outcome improves after the change (the effects are parameters, written in the README and the
 sidecar), and clusters differ (normal random intercepts on the linear-predictor scale). Nothing
@@ -408,6 +412,71 @@ CONTROLLED_COLUMNS = (
 )
 
 
+# ---------------------------------------------------------------------------------------------
+# The mortality interrupted time series: a trust's admissions and in-hospital deaths by month
+
+
+@dataclass(frozen=True)
+class MortalityItsParameters:
+    seed: int = _doc("seed of numpy's default_rng", 20090105)
+    first_month: str = _doc("the first month of the series", "2007-01")
+    months: int = _doc("months in the series", 60)
+    change_month: int = _doc("the change point: months from the first month (24: January 2009, after the 2008 "
+                             "baseline year)", 24)
+    admissions_per_month: float = _doc("mean admissions per month (Poisson), before the winter excess", 900.0)
+    winter_admissions: float = _doc("relative excess of admissions in January (cosine of the calendar month; the "
+                                    "same deficit in July)", 0.08)
+    risk_before: float = _doc("risk of dying in hospital at the first month, seasonal term 0", 0.048)
+    pre_trend: float = _doc("log odds per month before the change (the secular trend, continued in the "
+                            "counterfactual)", -0.001)
+    winter_log_odds: float = _doc("amplitude of the winter excess of the log odds of dying (cosine, highest in "
+                                  "January)", 0.15)
+    level_change: float = _doc("log odds ratio of dying from the change point on (a step)", -0.15)
+    slope_change: float = _doc("change in the log odds per month from the change point on", -0.0115)
+    id_prefix: str = _doc("prefix of the admission identifiers", "ADM-")
+
+
+def _mortality_its(p: MortalityItsParameters) -> tuple[pd.DataFrame, dict]:
+    rng = np.random.default_rng(p.seed)
+    first = pd.Period(p.first_month, freq="M")
+    rows = []
+    achieved = {period: {"months": 0, "admissions": 0, "deaths": 0, "expected_deaths_without_change": 0.0}
+                for period in ("before", "after")}
+    for t in range(p.months):
+        month = first + t
+        winter = np.cos(2 * np.pi * month.month / 12)
+        n = int(rng.poisson(p.admissions_per_month * (1 + p.winter_admissions * winter)))
+        start = dt.date(month.year, month.month, 1).toordinal()
+        days = np.sort(rng.integers(start, start + month.days_in_month, size=n))
+        after = t >= p.change_month
+        counterfactual = _logit(p.risk_before) + p.pre_trend * t + p.winter_log_odds * winter
+        score = counterfactual + after * (p.level_change + p.slope_change * (t - p.change_month))
+        died = rng.random(n) < _expit(np.full(n, score))
+        rows.append(pd.DataFrame({"day": days, "died": died}))
+        numbers = achieved["after" if after else "before"]
+        numbers["months"] += 1
+        numbers["admissions"] += n
+        numbers["deaths"] += int(died.sum())
+        numbers["expected_deaths_without_change"] += float(n * _expit(np.array([counterfactual]))[0])
+    for numbers in achieved.values():
+        numbers["mortality"] = numbers["deaths"] / numbers["admissions"]
+    table = pd.concat(rows, ignore_index=True)
+    return pd.DataFrame({
+        "Admission": [f"{p.id_prefix}{i:06d}" for i in range(1, len(table) + 1)],
+        "Admission date": [dt.date.fromordinal(int(d)).isoformat() for d in table["day"]],
+        "Died in hospital": np.where(table["died"], "Y", "N"),
+    }), achieved
+
+
+MORTALITY_ITS_COLUMNS = (
+    ("Admission", "admission identifier, `ADM-000001` upwards", "sequence, in admission-date order"),
+    ("Admission date", "admission date, ISO", "Poisson admissions per month (more in winter), days uniform "
+     "within the month"),
+    ("Died in hospital", "`Y` died in hospital, `N` discharged alive", "logistic model: the risk before, a "
+     "secular trend, a winter excess, and from the change point a step and a change of trend"),
+)
+
+
 @dataclass(frozen=True)
 class Dataset:
     """A committed synthetic dataset: where it goes, the study that reads it, how it is made, and the
@@ -416,11 +485,13 @@ class Dataset:
     name: str  # files: <name>_patients.csv, <name>.generator.json
     folder: str
     study: str
-    parameters: DiscrepancyParameters | FourOutcomesParameters | ControlledParameters
+    parameters: DiscrepancyParameters | FourOutcomesParameters | ControlledParameters | MortalityItsParameters
     make: Callable[..., tuple[pd.DataFrame, dict]]
     title: str
     design: str
     columns: tuple[tuple[str, str, str], ...]
+    # replaces the README's paragraph on cluster intercepts, for a dataset without clusters
+    effects: str | None = None
 
     @property
     def data_file(self) -> str:
@@ -459,7 +530,26 @@ CONTROLLED = Dataset(
     CONTROLLED_COLUMNS,
 )
 
-DATASETS = {d.name: d for d in (DISCREPANCY, FOUR_OUTCOMES, CONTROLLED)}
+MORTALITY_ITS = Dataset(
+    "mortality_its_synthetic", "data_raw/mortality_its", "studies/mortality_its.yml", MortalityItsParameters(),
+    _mortality_its,
+    "Admissions and in-hospital deaths of a made-up trust by month, before and after a change (interrupted "
+    "time series)",
+    "One row per admission to a made-up hospital trust, January 2007 to December 2011, with whether the patient "
+    "died in hospital. From January 2009 (the change point, after the 2008 baseline year) the trust is imagined "
+    "to appoint its leaders by shared values and to engage staff and patients; the risk of dying falls in a "
+    "step and then month by month, against a slight secular fall and a winter excess. The effect parameters "
+    "were chosen so that the deaths averted come to about 450, the number in a public statement by the "
+    "medical director of Wrightington, Wigan and Leigh NHS Foundation Trust (\"450 more patients survive\" "
+    "compared with 2008) for which no data were published; these rows are not that trust's data.",
+    MORTALITY_ITS_COLUMNS,
+    "There are no clusters. The effects are on the log-odds scale, per admission; `expected_deaths_without_change`"
+    " (below and in the sidecar) sums each admission's risk with the step and trend change removed, so after the "
+    "change it minus the deaths is the deaths averted in these rows (sampling variation included); the "
+    "segmented regression estimates it from the monthly counts.",
+)
+
+DATASETS = {d.name: d for d in (DISCREPANCY, FOUR_OUTCOMES, CONTROLLED, MORTALITY_ITS)}
 
 
 def _csv_bytes(table: pd.DataFrame) -> bytes:
@@ -524,6 +614,7 @@ def _readme(dataset: Dataset, rows: int, achieved: dict) -> str:
         *(f"| `{f.name}` | {_value_text(getattr(p, f.name))} | {f.metadata['doc']} |"
           for f in dataclasses.fields(p)),
         "",
+        dataset.effects or
         "Cluster intercepts are drawn once per cluster from normal distributions with the SDs above; the "
         "values drawn are in the sidecar (`achieved`). Effects are conditional on the cluster, so the "
         "mixed models estimate them; the population-averaged (GEE) and unadjusted estimates are smaller in "

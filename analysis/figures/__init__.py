@@ -12,7 +12,7 @@ with the provenance in each file's metadata; `read_provenance` reads it back.
 
 from analysis.figures._draw import code_sha256, drawn_by
 from analysis.figures.files import read_provenance, save
-from analysis.figures.plots import acceptance_by_team, forest, harm_severity, mai_change, monthly, proportions
+from analysis.figures.plots import acceptance_by_team, forest, harm_severity, its, mai_change, monthly, proportions
 from analysis.figures.style import figure_size, house_style
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "forest",
     "harm_severity",
     "house_style",
+    "its",
     "mai_change",
     "monthly",
     "proportions",

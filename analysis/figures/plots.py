@@ -357,3 +357,68 @@ def monthly(frame: pd.DataFrame, *, change, change_label: str = "Change of servi
     order += ["Segmented regression", "p-chart centre line", "3-sigma control limits"]
     figure.legend([found[k] for k in order], order, loc="outside upper center", ncols=3)
     return figure
+
+
+@figure_function
+def its(frame: pd.DataFrame, *, change, change_label: str = "Change", width="double",
+        height_mm: float | None = None, xlabel: str = "Month", period_labels: dict[str, str] | None = None):
+    """An interrupted time series: observed monthly proportions, the fitted segments before and after the
+    change, and the counterfactual after it (the pre-change trend continued, dashed); one panel per outcome.
+
+    frame columns: `measure` (label; panels top to bottom in order of appearance), `month` (datetime, first
+    of month), `period` ("before"/"after": before the change point or from it on), `observed`, `fitted`,
+    `counterfactual` (fractions 0-1; the counterfactual is drawn from the change on only).
+    `change`: the change point's date, marked by a vertical line. Legend names for the periods come from
+    `period_labels`, else a `period_label` column, else "Before" and "After".
+    """
+    require(frame, ["measure", "month", "period", "observed", "fitted", "counterfactual"], "its")
+    unique(frame, ["measure", "month"], "its")
+    unknown = sorted(set(frame["period"]) - set(style.PERIODS))
+    if unknown:
+        raise ValueError(f"its(): period must be one of {style.PERIODS}, not {unknown}")
+    if period_labels is None and "period_label" in frame.columns:
+        period_labels = dict(zip(frame["period"], frame["period_label"], strict=True))
+    labels = {"before": "Before", "after": "After", **(period_labels or {})}
+    fit_label, counter_label = "Fitted (segmented regression)", "Counterfactual: trend before the change continued"
+    measures = in_order(frame["measure"])
+    change = np.datetime64(pd.Timestamp(change), "D")
+
+    figure, axes = new_figure(width, height_mm or 28 + 42 * len(measures), nrows=len(measures), sharex=True)
+    for index, (ax, measure) in enumerate(zip(axes[:, 0], measures, strict=True)):
+        part = frame[frame["measure"] == measure].sort_values("month")
+        top = 100 * float(np.nanmax(part[["observed", "fitted", "counterfactual"]].to_numpy(float)))
+        for key in style.PERIODS:
+            months = part[part["period"] == key]
+            if months.empty:
+                continue
+            x = months["month"].to_numpy("datetime64[D]")
+            if key == "after":
+                ax.plot(x, 100 * months["counterfactual"], color=style.INK, linewidth=1.1,
+                        linestyle=(0, (4, 2)), label=counter_label)
+            ax.plot(x, 100 * months["fitted"], color=style.INK, linewidth=1.3, label=fit_label)
+            ax.plot(x, 100 * months["observed"], linestyle="none", marker=style.PERIOD_MARKERS[key],
+                    color=style.PERIOD_COLOURS[key], markeredgecolor="white", markeredgewidth=0.4,
+                    markersize=4.2, clip_on=False, zorder=4, label=labels[key])
+        ax.axvline(change, color=style.REFERENCE_LINE, linewidth=0.8, linestyle=(0, (5, 2)), zorder=1)
+        ax.set_ylim(0, top * 1.15 if top > 0 else 1)
+        ax.yaxis.set_major_locator(ticker.MaxNLocator(nbins=5))
+        ax.grid(axis="y")
+        ax.set_ylabel(f"{measure} (%)")
+        if len(measures) > 1:
+            ax.set_title(chr(ord("A") + index), fontweight="bold", loc="left")
+    first, bottom = axes[0, 0], axes[-1, 0]
+    first.annotate(change_label, (change, 1.0), xycoords=("data", "axes fraction"), xytext=(0, 3),
+                   textcoords="offset points", ha="center", va="bottom", fontsize=style.TICK_PT)
+    locator = mdates.MonthLocator(bymonth=(1, 7))
+    bottom.xaxis.set_major_locator(locator)
+    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, show_offset=False))
+    bottom.set_xlabel(xlabel)
+
+    found = {}
+    for ax in axes[:, 0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            found.setdefault(label, handle)
+    order = [labels[k] for k in style.PERIODS if labels[k] in found]
+    order += [label for label in (fit_label, counter_label) if label in found]
+    figure.legend([found[k] for k in order], order, loc="outside upper center", ncols=2)
+    return figure

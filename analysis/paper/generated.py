@@ -108,6 +108,9 @@ QUANTITIES = {
     "ratio_of_odds_ratios_wild_bootstrap": "ratio of odds ratios (wild cluster bootstrap)",
 }
 
+# figures of the time series, placed with the robustness analyses rather than with an outcome role
+SERIES_FIGURES = ("monthly", "its")
+
 
 def manuscript(study: Study, entries: dict[str, Entry]) -> str:
     """The Markdown source of the study's manuscript: placeholders, not numbers."""
@@ -692,7 +695,8 @@ class _Writer:
 
     def role_results(self, role: str) -> str:
         keys = self.roles[role]
-        refs = [f"{{{{ ref: {f.name} }}}}" for f in self.figures if f.kind != "monthly" and self.figure_role(f) == role]
+        refs = [f"{{{{ ref: {f.name} }}}}" for f in self.figures
+                if f.kind not in SERIES_FIGURES and self.figure_role(f) == role]
         parts = [f"{{{{ ref: {role}_results }}}} gives each {role} outcome by period, and its comparisons of after "
                  "with before" + (f"; see also {join(refs)}." if refs else ".")]
         parts += [s for s in (self.headline(k) for k in keys) if s]
@@ -705,7 +709,7 @@ class _Writer:
                   f"{{{{ caption: {role}_results | {upper_first(role)} outcomes by period, and after compared with "
                   f"before (95% confidence intervals). {self.p_note(keys)} }}}}"]
         for figure in self.figures:
-            if figure.kind != "monthly" and self.figure_role(figure) == role:
+            if figure.kind not in SERIES_FIGURES and self.figure_role(figure) == role:
                 parts.append(f"{{{{ figure: {figure.name} | {self.caption(figure)} }}}}")
         return "\n\n".join(parts)
 
@@ -846,6 +850,10 @@ class _Writer:
             where = (f", in the {self.unit_of(self.study.subgroups[group].table)} "
                      f"{self.declared(self.study.subgroups[group].label, f'design.subgroup.{group}')}" if group else "")
             return f"{join([self.label(k) for k in figure.keys])}, by period{where}; each point is one of the {units}."
+        if figure.kind == "its":
+            return (f"{join([self.label(k) for k in figure.keys])} by month: observed, the segmented regression's fit "
+                    "before and after the change, and its counterfactual (the trend before the change continued, "
+                    "dashed) from the change on.")
         if figure.kind == "monthly":
             series = self.series_outcomes()
             panels = (join([f"{lower_first(self.short(k))} ({chr(ord('A') + i)})" for i, k in enumerate(series)])
@@ -879,7 +887,13 @@ class _Writer:
                 parts.append(text + ".")
             elif f"{name}.level_change" in self.entries:
                 parts.append(f"{label}: the interrupted time series was not estimated.")
-        figures = [f for f in self.figures if f.kind == "monthly"]
+        for key in self.study.outcomes:
+            averted = f"its_counts.{key}.events_averted"
+            if self.has(averted, "est_ci"):
+                parts.append(f"{self.label(key)}: the interrupted time series of monthly counts gives "
+                             f"{{{{ {averted} | est_ci:0 }}}} events averted after the change (the counterfactual "
+                             "minus the fitted events; a negative number is events added).")
+        figures = [f for f in self.figures if f.kind in SERIES_FIGURES]
         if figures:
             parts.insert(0, f"Monthly proportions show the change against the background trend "
                             f"({{{{ ref: {figures[0].name} }}}}).")

@@ -126,3 +126,38 @@ def test_the_synthesize_command_checks_these_datasets_too(capsys, tmp_path, monk
     assert main(["synthesize", "--check"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in ("grimes2014_synthetic", "example_synthetic", *IDS))
+
+
+def test_mortality_its_is_five_years_of_admissions_with_a_change_after_2008(derived):
+    dataset = synthetic_small.MORTALITY_ITS
+    p = dataset.parameters
+    raw = committed(dataset)
+    months = pd.to_datetime(raw["Admission date"]).dt.to_period("M")
+    assert months.nunique() == p.months == 60 and str(months.min()) == "2007-01" and str(months.max()) == "2011-12"
+    assert set(raw["Died in hospital"]) == {"Y", "N"} and raw["Admission"].is_unique
+    assert 40_000 < len(raw) < 70_000  # moderate: the whole study runs in well under a minute
+    meta = json.loads((resolve(dataset.folder) / f"{dataset.name}.generator.json").read_text(encoding="utf-8"))
+    achieved = meta["achieved"]
+    assert (achieved["before"]["months"], achieved["after"]["months"]) == (24, 36)
+    died = raw["Died in hospital"].eq("Y")
+    before = months < pd.Period("2009-01", freq="M")
+    assert (achieved["before"]["deaths"], achieved["after"]["deaths"]) == (died[before].sum(), died[~before].sum())
+    # the deaths averted in these rows (expected without the change minus observed) are near the claimed 450
+    assert 350 < achieved["after"]["expected_deaths_without_change"] - achieved["after"]["deaths"] < 550
+    # winter excess: more deaths per admission in December-February than in June-August
+    winter, summer = months.dt.month.isin([12, 1, 2]), months.dt.month.isin([6, 7, 8])
+    assert died[winter].mean() > died[summer].mean()
+    patients = derived[dataset.name]
+    assert patients["period"].value_counts().to_dict() == {"after": achieved["after"]["admissions"],
+                                                           "before": achieved["before"]["admissions"]}
+
+
+def test_mortality_its_deaths_averted_are_about_the_claimed_450(derived):
+    """The study's segmented binomial regression (notebook 05) estimates about 450 deaths averted."""
+    from analysis.analyses import its_counts
+
+    study = load_study(synthetic_small.MORTALITY_ITS.study)
+    assert study.design.type == "interrupted_time_series" and study.synthetic
+    rows = its_counts.results({study.main_table: derived[synthetic_small.MORTALITY_ITS.name]}, study)
+    averted = rows.set_index("name").loc["its_counts.died.events_averted"]
+    assert 425 < averted["estimate"] < 475 and averted["conf_low"] > 0

@@ -113,3 +113,27 @@ def acceptance_frame() -> pd.DataFrame:
             for team, pairs in teams.items()
             for period, (accepted, n) in zip(("before", "after"), pairs, strict=True)]
     return with_intervals(rows, "accepted")
+
+
+ITS_CHANGE = "2010-01-01"
+
+
+def its_frame() -> pd.DataFrame:
+    """Five years of monthly in-hospital mortality, a fall in level and trend from January 2010, winter excess."""
+    rng = np.random.default_rng(20100101)
+    months = pd.date_range("2008-01-01", "2012-12-01", freq="MS")
+    t = np.arange(len(months))
+    after = (months >= pd.Timestamp(ITS_CHANGE)).astype(float)
+    since = (t - 24) * after
+    season = 0.12 * np.cos(2 * np.pi * months.month / 12)
+    counter = 1 / (1 + np.exp(-(np.log(0.045 / 0.955) + 0.001 * t + season)))
+    fitted = 1 / (1 + np.exp(-(np.log(0.045 / 0.955) + 0.001 * t + season - 0.08 * after - 0.008 * since)))
+    n = rng.integers(900, 1100, len(months))
+    observed = rng.binomial(n, fitted) / n
+    return pd.DataFrame({"measure": "In-hospital death", "month": months,
+                         "period": np.where(after == 1, "after", "before"),
+                         "period_label": np.where(after == 1, AFTER_ITS, BEFORE_ITS),
+                         "observed": observed, "fitted": fitted, "counterfactual": counter})
+
+
+BEFORE_ITS, AFTER_ITS = "Before the change", "After the change"

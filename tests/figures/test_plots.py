@@ -56,6 +56,9 @@ FIGURES = {
                                         period_labels=frames.LABELS),
                 PERIOD_LABELS + ["Segmented regression", "p-chart centre line", "3-sigma control limits"]),
     "acceptance_by_team": (lambda: figures.acceptance_by_team(frames.acceptance_frame()), PERIOD_LABELS),
+    "its": (lambda: figures.its(frames.its_frame(), change=frames.ITS_CHANGE),
+            [frames.BEFORE_ITS, frames.AFTER_ITS, "Fitted (segmented regression)",
+             "Counterfactual: trend before the change continued"]),
 }
 
 
