@@ -295,6 +295,68 @@ def _paper(parser: argparse.ArgumentParser):
     return handle
 
 
+def power_table(spec):
+    """The `power:` grid of a study file as one table: the power of each design size, and the clusters
+    needed for the target power (for a stepped wedge, the fewest clusters, at most 1000, that reach it)."""
+    import pandas as pd
+
+    from analysis.stats import power
+
+    icc = power.icc_from_cluster_sd(spec.cluster_sd) if spec.cluster_sd is not None else (spec.icc or 0.0)
+    rows = []
+    for effect in spec.effects:
+        p1, p2 = spec.baseline, power.p_after(spec.baseline, effect, spec.effect_scale)
+        for m in spec.cluster_size:
+            base = dict(effect=effect, effect_scale=spec.effect_scale, p_before=p1, p_after=p2, cluster_size=m,
+                        icc=icc, alpha=spec.alpha)
+            if spec.steps is None:
+                for k in [*spec.clusters, None]:
+                    got = power.cluster_power(p1, p2, clusters=k or 1, cluster_size=m, icc=icc, cv=spec.cluster_cv,
+                                              alpha=spec.alpha, power=spec.target).iloc[0 if k else 1]
+                    rows.append(dict(design="before_after", **base, design_effect=got["design_effect"],
+                                     clusters=int(got["clusters"]), patients=int(got["n"]),
+                                     quantity="power" if k else f"clusters for power {spec.target:g}",
+                                     value=got["estimate"]))
+                continue
+            def sw(k, p1=p1, p2=p2, m=m):
+                return power.stepped_wedge_power(p1, p2, clusters=k, steps=spec.steps, cluster_size=m, icc=icc,
+                                                 alpha=spec.alpha).iloc[0]
+
+            for k in spec.clusters:
+                got = sw(k)
+                rows.append(dict(design=f"stepped_wedge ({spec.steps} steps)", **base, design_effect=float("nan"),
+                                 clusters=k, patients=int(got["n"]), quantity="power", value=got["estimate"]))
+            need = next((k for k in range(spec.steps, 1001) if sw(k)["estimate"] >= spec.target), None)
+            rows.append(dict(design=f"stepped_wedge ({spec.steps} steps)", **base, design_effect=float("nan"),
+                             clusters=need, patients=None if need is None else int(sw(need)["n"]),
+                             quantity=f"clusters for power {spec.target:g}",
+                             value=float("nan") if need is None else need))
+    out = pd.DataFrame(rows)
+    out["clusters"] = out["clusters"].astype("Int64")
+    out["patients"] = out["patients"].astype("Int64")
+    return out
+
+
+@command("power", "plan the next study: power and sizes over the study file's `power:` grid")
+def _power(parser: argparse.ArgumentParser):
+    parser.add_argument("study", nargs="?", default="reference", help="study name or file (default: reference)")
+
+    def handle(args) -> int:
+        from analysis import tables
+
+        study = load_study(args.study)
+        if study.power is None:
+            raise StudyError(f"{relative(study.file)}: no `power:` section (see studies/README.md)")
+        table = power_table(study.power)
+        with writing(study):
+            path = tables.export(study, "power", table)
+        print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+        print(f"wrote {relative(path)}")
+        return 0
+
+    return handle
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -474,6 +474,42 @@ class Design(_Strict):
         return self
 
 
+class Power(_Strict):
+    """Planning the next study (`python -m analysis power`): the grid over which power and sizes are given."""
+
+    baseline: float = Field(..., gt=0, lt=1, description="the outcome's proportion before the change")
+    effects: list[float] = Field(..., min_length=1, description="effects to detect, on `effect_scale`")
+    effect_scale: Literal["odds_ratio", "risk_difference"] = Field(
+        "odds_ratio", description="odds ratio after vs before, or risk difference after minus before")
+    icc: float | None = Field(None, ge=0, lt=1, description="intracluster correlation (default 0 unless cluster_sd)")
+    cluster_sd: float | None = Field(None, ge=0, description="cluster SD on the logit scale, instead of `icc`")
+    cluster_size: list[float] = Field([1], min_length=1, description="patients per cluster per period")
+    cluster_cv: float = Field(0, ge=0, description="coefficient of variation of the cluster sizes")
+    clusters: list[StrictInt] = Field(..., min_length=1, description="clusters per period (stepped wedge: in all)")
+    steps: StrictInt | None = Field(None, ge=2, description="a stepped wedge with this many steps (steps + 1 periods)")
+    alpha: float = Field(0.05, gt=0, lt=1, description="two-sided significance level")
+    target: float = Field(0.8, gt=0, lt=1, description="the power the sizes are given for")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Power:
+        if self.icc is not None and self.cluster_sd is not None:
+            raise ValueError("give `icc` or `cluster_sd`, not both")
+        if any(m < 1 for m in self.cluster_size) or any(k < 1 for k in self.clusters):
+            raise ValueError("cluster sizes and numbers of clusters must be at least 1")
+        if self.steps is not None and any(k < self.steps for k in self.clusters):
+            raise ValueError(f"a stepped wedge of {self.steps} steps needs at least {self.steps} clusters")
+        p0 = self.baseline
+        for effect in self.effects:
+            if self.effect_scale == "odds_ratio":
+                ok = effect > 0 and effect != 1
+            else:
+                ok = effect != 0 and 0 < p0 + effect < 1
+            if not ok:
+                raise ValueError(f"effect {effect} on the {self.effect_scale} scale gives no valid after-period "
+                                 f"proportion different from the baseline {p0}")
+        return self
+
+
 class Study(_Strict):
     """A study file, parsed. `name` is the file's stem."""
 
@@ -497,6 +533,7 @@ class Study(_Strict):
     robustness: Robustness = Field(default_factory=Robustness)
     seeds: Seeds
     outputs: Outputs = Field(default_factory=Outputs)
+    power: Power | None = Field(None, description="planning the next study: `python -m analysis power`")
 
     @field_validator("published")
     @classmethod
@@ -657,8 +694,8 @@ class Study(_Strict):
     def parameters_sha256(self) -> str:
         """Hash of what the analysis depends on: every setting except where the file and outputs are,
         and the plausibility limits (`extraction_date`, a derivation's `max`), which accept or refuse
-        the data but change no result."""
-        checks_only = {"file": True, "outputs": True, "extraction_date": True,
+        the data but change no result; nor `power`, which plans the next study."""
+        checks_only = {"file": True, "outputs": True, "extraction_date": True, "power": True,
                        "tables": {"__all__": {"derive": {"__all__": {"max"}}}}}
         return sha256_json(self.model_dump(mode="json", exclude=checks_only))
 

@@ -7,6 +7,14 @@ keeps model warnings as sentences in ``warnings``. Nothing here reads files or k
 
 from analysis.stats.means import mean_difference
 from analysis.stats.mixed import gee_logistic, linear_mixed, mixed_logistic, mixed_poisson
+from analysis.stats.power import (
+    cluster_power,
+    design_effect,
+    icc_from_cluster_sd,
+    power_two_proportions,
+    sample_size_two_proportions,
+    stepped_wedge_power,
+)
 from analysis.stats.proportions import (
     chi2_test,
     compare_proportions,
@@ -33,11 +41,14 @@ from analysis.stats.timeseries import p_chart, segmented_regression
 __all__ = [
     "COLUMNS",
     "chi2_test",
+    "cluster_power",
     "compare_proportions",
+    "design_effect",
     "fisher_test",
     "gee_logistic",
     "hodges_lehmann",
     "hosmer_lemeshow",
+    "icc_from_cluster_sd",
     "linear_mixed",
     "logistic_regression",
     "mann_whitney",
@@ -52,12 +63,15 @@ __all__ = [
     "odds_ratio_woolf",
     "p_chart",
     "poisson_regression",
+    "power_two_proportions",
     "proportion",
     "proportional_odds",
     "quantile",
     "relative_risk",
     "risk_difference",
+    "sample_size_two_proportions",
     "segmented_regression",
+    "stepped_wedge_power",
     "trend_test",
     "wilson_interval",
 ]
