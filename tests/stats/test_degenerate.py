@@ -891,3 +891,22 @@ def test_every_public_function_meets_a_degenerate_case():
 def test_programming_errors_still_raise(call):
     with pytest.raises(ValueError):
         call()
+
+
+def test_power_functions_at_the_edges_of_a_design():
+    # planning functions take a design, not data: their degenerate designs are no effect, no clustering,
+    # clusters of one and a zero cluster SD
+    with pytest.raises(ValueError, match="no effect to detect"):
+        S.power_two_proportions(50, 0.4, 0.4)
+    with pytest.raises(ValueError, match="no effect to detect"):
+        S.sample_size_two_proportions(0.4, 0.4)
+    assert S.design_effect(1, 0.3) == 1.0  # 1 + (1 - 1) x 0.3: a cluster of one adds no correlation
+    assert S.icc_from_cluster_sd(0.0) == 0.0  # 0 / (0 + pi^2/3)
+    # with no correlation, 10 clusters of 20 are 200 independent patients a group
+    clustered = S.cluster_power(0.4, 0.6, clusters=10, cluster_size=20, icc=0.0)
+    plain = S.power_two_proportions(200, 0.4, 0.6)
+    assert clustered.set_index("term").loc["power", "estimate"] == pytest.approx(
+        plain.set_index("term").loc["power", "estimate"], rel=1e-12)
+    # a stepped wedge with no cluster variance still gives a power strictly between 0 and 1
+    wedge = S.stepped_wedge_power(0.4, 0.6, clusters=4, steps=2, cluster_size=10, icc=0.0)
+    assert 0 < wedge.set_index("term").loc["power", "estimate"] < 1
