@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib import dates as mdates
 from matplotlib import transforms
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -161,3 +162,45 @@ def period_legend(figure: Figure, ax, **options) -> None:
     """The before/after legend above the panels, in the order the periods were drawn."""
     handles, labels = ax.get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside upper center", ncols=2, **options)
+
+
+def series_periods(frame: pd.DataFrame, period_labels: dict[str, str] | None, figure: str) -> dict[str, str]:
+    """The legend names of the periods of a monthly series, after checking its `period` codes: from
+    `period_labels`, else a `period_label` column, else "Before" and "After"."""
+    unknown = sorted(set(frame["period"]) - set(style.PERIODS))
+    if unknown:
+        raise ValueError(f"{figure}(): period must be one of {style.PERIODS}, not {unknown}")
+    if period_labels is None and "period_label" in frame.columns:
+        period_labels = dict(zip(frame["period"], frame["period_label"], strict=True))
+    return {"before": "Before", "after": "After", **(period_labels or {})}
+
+
+def monthly_points(ax, x, proportions: pd.Series, key: str, label: str) -> None:
+    """One period's observed monthly proportions, in percent, in the period's colour and marker."""
+    ax.plot(x, 100 * proportions, linestyle="none", marker=style.PERIOD_MARKERS[key],
+            color=style.PERIOD_COLOURS[key], markeredgecolor="white", markeredgewidth=0.4,
+            markersize=4.2, clip_on=False, zorder=4, label=label)
+
+
+def finish_monthly_panels(figure: Figure, axes: np.ndarray, *, change, change_label: str, xlabel: str,
+                          months: tuple[int, ...], periods: dict[str, str], lines: list[str], ncols: int) -> None:
+    """What the panels of a monthly series share: a letter per panel when there are several, the change
+    named above the first, month ticks on the last, and one legend entry per kind of mark, in reading order
+    (the periods, then `lines`)."""
+    panels = axes[:, 0]
+    if len(panels) > 1:
+        for index, ax in enumerate(panels):
+            ax.set_title(chr(ord("A") + index), fontweight="bold", loc="left")
+    top, bottom = panels[0], panels[-1]
+    top.annotate(change_label, (change, 1.0), xycoords=("data", "axes fraction"), xytext=(0, 3),
+                 textcoords="offset points", ha="center", va="bottom", fontsize=style.TICK_PT)
+    locator = mdates.MonthLocator(bymonth=months)
+    bottom.xaxis.set_major_locator(locator)
+    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, show_offset=False))
+    bottom.set_xlabel(xlabel)
+    found = {}
+    for ax in panels:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            found.setdefault(label, handle)
+    order = [periods[k] for k in style.PERIODS if periods[k] in found] + [line for line in lines if line in found]
+    figure.legend([found[k] for k in order], order, loc="outside upper center", ncols=ncols)

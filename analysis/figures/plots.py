@@ -11,7 +11,6 @@ import textwrap
 
 import numpy as np
 import pandas as pd
-from matplotlib import dates as mdates
 from matplotlib import ticker, transforms
 from matplotlib.lines import Line2D
 
@@ -19,12 +18,15 @@ from analysis.figures import style
 from analysis.figures._draw import (
     beside_axes,
     figure_function,
+    finish_monthly_panels,
     in_order,
+    monthly_points,
     new_figure,
     percent_intervals,
     period_keys,
     period_legend,
     require,
+    series_periods,
     unique,
 )
 
@@ -306,17 +308,12 @@ def monthly(frame: pd.DataFrame, *, change, change_label: str = "Change of servi
     columns = ["measure", "month", "period", "events", "n", "proportion", "fitted", "centre", "lcl", "ucl"]
     require(frame, columns, "monthly")
     unique(frame, ["measure", "month"], "monthly")
-    unknown = sorted(set(frame["period"]) - set(style.PERIODS))
-    if unknown:
-        raise ValueError(f"monthly(): period must be one of {style.PERIODS}, not {unknown}")
-    if period_labels is None and "period_label" in frame.columns:
-        period_labels = dict(zip(frame["period"], frame["period_label"], strict=True))
-    labels = {"before": "Before", "after": "After", **(period_labels or {})}
+    labels = series_periods(frame, period_labels, "monthly")
     measures = in_order(frame["measure"])
     change = np.datetime64(pd.Timestamp(change), "D")
 
     figure, axes = new_figure(width, height_mm or 28 + 42 * len(measures), nrows=len(measures), sharex=True)
-    for index, (ax, measure) in enumerate(zip(axes[:, 0], measures, strict=True)):
+    for ax, measure in zip(axes[:, 0], measures, strict=True):
         part = frame[frame["measure"] == measure]
         for key in style.PERIODS:
             months = part[part["period"] == key].sort_values("month")
@@ -330,32 +327,15 @@ def monthly(frame: pd.DataFrame, *, change, change_label: str = "Change of servi
             ax.plot(x, 100 * months["centre"], drawstyle="steps-mid", color=style.MUTED, linewidth=0.8,
                     linestyle=(0, (4, 2)), label="p-chart centre line")
             ax.plot(x, 100 * months["fitted"], color=style.INK, linewidth=1.3, label="Segmented regression")
-            ax.plot(x, 100 * months["proportion"], linestyle="none", marker=style.PERIOD_MARKERS[key],
-                    color=style.PERIOD_COLOURS[key], markeredgecolor="white", markeredgewidth=0.4,
-                    markersize=4.2, clip_on=False, zorder=4, label=labels[key])
+            monthly_points(ax, x, months["proportion"], key, labels[key])
         ax.axvline(change, color=style.REFERENCE_LINE, linewidth=0.8, linestyle=(0, (5, 2)), zorder=1)
         ax.set_ylim(0, 100)
         ax.set_yticks(range(0, 101, 25))
         ax.grid(axis="y")
         ax.set_ylabel(f"{measure} (%)")
-        if len(measures) > 1:
-            ax.set_title(chr(ord("A") + index), fontweight="bold", loc="left")
-    top, bottom = axes[0, 0], axes[-1, 0]
-    top.annotate(change_label, (change, 1.0), xycoords=("data", "axes fraction"), xytext=(0, 3),
-                 textcoords="offset points", ha="center", va="bottom", fontsize=style.TICK_PT)
-    locator = mdates.MonthLocator(bymonth=(1, 4, 7, 10))
-    bottom.xaxis.set_major_locator(locator)
-    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, show_offset=False))
-    bottom.set_xlabel(xlabel)
-
-    # One legend entry per kind of mark, in reading order: the periods, then the lines.
-    found = {}
-    for ax in axes[:, 0]:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            found.setdefault(label, handle)
-    order = [labels[k] for k in style.PERIODS if labels[k] in found]
-    order += ["Segmented regression", "p-chart centre line", "3-sigma control limits"]
-    figure.legend([found[k] for k in order], order, loc="outside upper center", ncols=3)
+    finish_monthly_panels(figure, axes, change=change, change_label=change_label, xlabel=xlabel,
+                          months=(1, 4, 7, 10), periods=labels,
+                          lines=["Segmented regression", "p-chart centre line", "3-sigma control limits"], ncols=3)
     return figure
 
 
@@ -373,18 +353,13 @@ def its(frame: pd.DataFrame, *, change, change_label: str = "Change", width="dou
     """
     require(frame, ["measure", "month", "period", "observed", "fitted", "counterfactual"], "its")
     unique(frame, ["measure", "month"], "its")
-    unknown = sorted(set(frame["period"]) - set(style.PERIODS))
-    if unknown:
-        raise ValueError(f"its(): period must be one of {style.PERIODS}, not {unknown}")
-    if period_labels is None and "period_label" in frame.columns:
-        period_labels = dict(zip(frame["period"], frame["period_label"], strict=True))
-    labels = {"before": "Before", "after": "After", **(period_labels or {})}
+    labels = series_periods(frame, period_labels, "its")
     fit_label, counter_label = "Fitted (segmented regression)", "Counterfactual: trend before the change continued"
     measures = in_order(frame["measure"])
     change = np.datetime64(pd.Timestamp(change), "D")
 
     figure, axes = new_figure(width, height_mm or 28 + 42 * len(measures), nrows=len(measures), sharex=True)
-    for index, (ax, measure) in enumerate(zip(axes[:, 0], measures, strict=True)):
+    for ax, measure in zip(axes[:, 0], measures, strict=True):
         part = frame[frame["measure"] == measure].sort_values("month")
         top = 100 * float(np.nanmax(part[["observed", "fitted", "counterfactual"]].to_numpy(float)))
         for key in style.PERIODS:
@@ -396,29 +371,12 @@ def its(frame: pd.DataFrame, *, change, change_label: str = "Change", width="dou
                 ax.plot(x, 100 * months["counterfactual"], color=style.INK, linewidth=1.1,
                         linestyle=(0, (4, 2)), label=counter_label)
             ax.plot(x, 100 * months["fitted"], color=style.INK, linewidth=1.3, label=fit_label)
-            ax.plot(x, 100 * months["observed"], linestyle="none", marker=style.PERIOD_MARKERS[key],
-                    color=style.PERIOD_COLOURS[key], markeredgecolor="white", markeredgewidth=0.4,
-                    markersize=4.2, clip_on=False, zorder=4, label=labels[key])
+            monthly_points(ax, x, months["observed"], key, labels[key])
         ax.axvline(change, color=style.REFERENCE_LINE, linewidth=0.8, linestyle=(0, (5, 2)), zorder=1)
         ax.set_ylim(0, top * 1.15 if top > 0 else 1)
         ax.yaxis.set_major_locator(ticker.MaxNLocator(nbins=5))
         ax.grid(axis="y")
         ax.set_ylabel(f"{measure} (%)")
-        if len(measures) > 1:
-            ax.set_title(chr(ord("A") + index), fontweight="bold", loc="left")
-    first, bottom = axes[0, 0], axes[-1, 0]
-    first.annotate(change_label, (change, 1.0), xycoords=("data", "axes fraction"), xytext=(0, 3),
-                   textcoords="offset points", ha="center", va="bottom", fontsize=style.TICK_PT)
-    locator = mdates.MonthLocator(bymonth=(1, 7))
-    bottom.xaxis.set_major_locator(locator)
-    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, show_offset=False))
-    bottom.set_xlabel(xlabel)
-
-    found = {}
-    for ax in axes[:, 0]:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            found.setdefault(label, handle)
-    order = [labels[k] for k in style.PERIODS if labels[k] in found]
-    order += [label for label in (fit_label, counter_label) if label in found]
-    figure.legend([found[k] for k in order], order, loc="outside upper center", ncols=2)
+    finish_monthly_panels(figure, axes, change=change, change_label=change_label, xlabel=xlabel, months=(1, 7),
+                          periods=labels, lines=[fit_label, counter_label], ncols=2)
     return figure
