@@ -63,4 +63,12 @@ info <- sum(-trigamma(th + y) + trigamma(th) - 1 / th + 2 / (mu + th) - (y + th)
 put_row("negative_binomial", "theta", estimate = th, std_error = 1 / sqrt(info))
 put_row("negative_binomial", "theta_glm_nb", std_error = fit$SE.theta)
 
+# A long exposure (28 to 90 days at risk): glm.nb converges as usual; the quasi-Newton fit we start with
+# stalled there and reported a failure at the maximum
+cd <- read_data("counts_days")
+fit <- glm.nb(ade_count ~ after + age + offset(log(days_at_risk)), data = cd,
+              control = glm.control(epsilon = 1e-12, maxit = 100))
+coefficient_rows("negative_binomial_days", fit)
+put_row("negative_binomial_days", "theta", estimate = fit$theta)
+
 write_results("regression")

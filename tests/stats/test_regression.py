@@ -128,6 +128,24 @@ def test_negative_binomial_matches_glm_nb(reference_data, r_results, assert_clos
     )
 
 
+def test_negative_binomial_with_a_long_exposure_converges_and_matches_glm_nb(reference_data, r_results, assert_close):
+    # 28 to 90 days at risk: the quasi-Newton fit alone stopped at the maximum but reported a failure
+    r = r_results("regression")
+    out = G.negative_binomial_regression(
+        reference_data("counts_days"), "ade_count ~ after + age", exposure="days_at_risk"
+    )
+    _compare(out, r, "negative_binomial_days", ["after", "age"], NB_REL, assert_close)
+    # the intercept's z of 22 turns a 1.5e-6 difference in its SE into 3e-5 in a p of 4e-108: compare
+    # what it is estimated with, not that p
+    intercept = out.set_index("term").loc["Intercept"]
+    for quantity in ("estimate", "std_error"):
+        expected = r("negative_binomial_days", "Intercept", quantity)
+        assert_close(intercept[quantity], expected, NB_REL, 0, f"Intercept {quantity}")
+    theta = out.set_index("term").loc["theta"]
+    assert_close(theta.estimate, r("negative_binomial_days", "theta", "estimate"), NB_REL, 0, "theta")
+    assert (out["warnings"] == "").all(), out["warnings"].iloc[0]
+
+
 @pytest.mark.parametrize("fitter", [G.poisson_regression, G.negative_binomial_regression])
 def test_rows_without_an_exposure_are_left_out_and_counted(fitter, reference_data):
     d = reference_data("counts").copy()

@@ -35,6 +35,7 @@ SEEDS = {
     "mixed_trials": 20140711,
     "mixed_nested": 20140712,
     "mixed_agq": 20140713,
+    "counts_days": 20140714,
 }
 
 
@@ -143,6 +144,21 @@ def counts() -> pd.DataFrame:
     theta = 2.0
     errors = rng.poisson(rng.gamma(theta, mu / theta))
     return pd.DataFrame({"after": after, "age": age, "n_medicines": n_medicines, "errors": errors})
+
+
+def counts_days() -> pd.DataFrame:
+    """Adverse drug events per patient over 28 to 90 days at risk (a rate of about 2 per 100 days),
+    overdispersed: a long exposure puts the intercept near -4, where a quasi-Newton fit of the negative
+    binomial stalls short of its gradient tolerance although it is at the maximum."""
+    rng = np.random.default_rng(SEEDS["counts_days"])
+    n = 600
+    after = np.repeat([0, 1], n // 2)
+    age = rng.integers(40, 95, n)
+    days = rng.integers(28, 91, n)
+    mu = days * np.exp(-3.7 - 0.5 * after + 0.015 * (age - 70))
+    theta = 1.5
+    events = rng.poisson(rng.gamma(theta, mu / theta))
+    return pd.DataFrame({"after": after, "age": age, "days_at_risk": days, "ade_count": events})
 
 
 def _mixed_binary(rng, name, sizes, sd, beta_after=-1.9, intercept=-0.4):
@@ -390,6 +406,7 @@ def main() -> None:
         "logistic": logistic,
         "separation": separation,
         "counts": counts,
+        "counts_days": counts_days,
         "mixed": mixed,
         "mixed_poisson": mixed_poisson,
         "mixed_trials": mixed_trials,
