@@ -179,4 +179,14 @@ glmer_rows("agq10_exact", fit)
 extra_rows("agq10_exact", fit)
 glmer_rows("agq1_exact", glmer(error ~ after + (1 | cluster), data = agq, family = binomial, nAGQ = 1,
                                control = exact))
+
+# the same for counts: poisson with an offset, nAGQ = 10 and 1, on 60 small clusters with few events
+# (data/mixed_agq_poisson.csv)
+agqp <- read_data("mixed_agq_poisson")
+fit <- glmer(errors ~ after + (1 | cluster), data = agqp, family = poisson, offset = log(days), nAGQ = 10,
+             control = exact)
+glmer_rows("agq10_poisson_exact", fit)
+extra_rows("agq10_poisson_exact", fit)
+glmer_rows("agq1_poisson_exact", glmer(errors ~ after + (1 | cluster), data = agqp, family = poisson,
+                                       offset = log(days), nAGQ = 1, control = exact))
 write_results("mixed")

@@ -36,6 +36,7 @@ SEEDS = {
     "mixed_nested": 20140712,
     "mixed_agq": 20140713,
     "counts_days": 20140714,
+    "mixed_agq_poisson": 20140715,
 }
 
 
@@ -313,6 +314,22 @@ def mixed_agq() -> pd.DataFrame:
     return pd.DataFrame({"cluster": [f"C{c + 1:02d}" for c in cluster], "after": after, "error": error})
 
 
+def mixed_agq_poisson() -> pd.DataFrame:
+    """Counts in small clusters with a large random-intercept SD, where the Laplace approximation is poor
+    for a Poisson model too: 60 clusters of 3 to 5 rows, SD 1.5 on the log-rate scale, exposure 1 to 10
+    days, few events per row."""
+    rng = np.random.default_rng(SEEDS["mixed_agq_poisson"])
+    clusters = 60
+    sizes = rng.integers(3, 6, clusters)
+    cluster = np.repeat(np.arange(clusters), sizes)
+    n = cluster.size
+    after = rng.integers(0, 2, n)
+    days = rng.integers(1, 11, n)
+    mu = days * np.exp(-2.0 - 0.7 * after + rng.normal(0, 1.5, clusters)[cluster])
+    return pd.DataFrame({"cluster": [f"C{c + 1:02d}" for c in cluster], "after": after, "days": days,
+                         "errors": rng.poisson(mu)})
+
+
 def lmm() -> pd.DataFrame:
     """Continuous outcome (MAI change) with a random intercept for team."""
     rng = np.random.default_rng(SEEDS["lmm"])
@@ -412,6 +429,7 @@ def main() -> None:
         "mixed_trials": mixed_trials,
         "mixed_nested": mixed_nested,
         "mixed_agq": mixed_agq,
+        "mixed_agq_poisson": mixed_agq_poisson,
         "lmm": lmm,
         "timeseries": timeseries,
         "study_patients": study_patients,
