@@ -21,6 +21,8 @@ MIN_POINTS_PER_SEGMENT = 8
 MIN_POINTS_TO_ESTIMATE = 3
 # Residuals no larger than this, relative to the outcome's largest value, are rounding error of an exact fit
 EXACT_FIT = 1e-10
+# A contrast whose SE is below this fraction of its coefficients' own SEs is 0 up to rounding
+CONSTANT_SEGMENT = 1e-6
 CONTRASTS = {
     "intercept": [1, 0, 0, 0],
     "pre_trend": [0, 1, 0, 0],
@@ -102,17 +104,27 @@ def segmented_regression(
             "residual variation, e.g. no events in any month), so the standard errors are 0 up to rounding"
         )
     rows = []
+    spread = np.sqrt(np.abs(np.diag(cov)))
     for term, c in CONTRASTS.items():
         c = np.asarray(c, dtype=float)
-        estimate, se = float(c @ params), math.sqrt(float(c @ cov @ c))
+        estimate, variance = float(c @ params), float(c @ cov @ c)
+        # A segment with a constant series (no events in any month after the change) has residuals of 0,
+        # so the HAC variance of its trend is 0 up to rounding, and rounding can make it negative: its SE
+        # is then 0 and it is not tested, rather than a test of rounding noise.
+        constant = variance <= (CONSTANT_SEGMENT * float(np.abs(c) @ spread)) ** 2
+        se = 0.0 if constant else math.sqrt(variance)
+        term_tested = tested and not constant
+        if tested and constant:
+            notes.add(f"Not estimated: the test and interval of {term}, because the series is constant in that "
+                      "segment (e.g. no events in any month), so its standard error is 0 up to rounding")
         rows.append(
             row(
                 term,
                 estimate,
                 se,
-                *(wald_test(estimate, se, df) if tested else (math.nan, math.nan)),
-                estimate - q * se if tested else math.nan,
-                estimate + q * se if tested else math.nan,
+                *(wald_test(estimate, se, df) if term_tested else (math.nan, math.nan)),
+                estimate - q * se if term_tested else math.nan,
+                estimate + q * se if term_tested else math.nan,
                 df=df,
                 method=f"{method}, t on {df:g} df",
                 n=len(d),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from analysis.stats import timeseries as T
@@ -84,3 +86,23 @@ def test_p_chart_by_hand():
     centre = 36 / 95
     assert month2.conf_high == pytest.approx(centre + 3 * (centre * (1 - centre) / 50) ** 0.5, rel=1e-12)  # 0.585
     assert month2.outside_limits  # 30/50 = 0.6
+
+
+@pytest.mark.parametrize("seed, lags, weighted", [(0, 2, False), (2, 2, False), (3, 1, False), (5, 3, True)])
+def test_no_events_after_the_change_leaves_the_post_trend_untested(seed, lags, weighted):
+    # Before: monthly proportions with events; after: none in any month. The after segment's line fits
+    # its 12 zeros exactly, so post_trend (pre_trend + slope_change) is 0 with no sampling variation,
+    # whatever the lag; rounding made its HAC variance negative for these seeds (a math domain error).
+    rng = np.random.default_rng(seed)
+    d = pd.DataFrame({"month": range(1, 25), "post": [0] * 12 + [1] * 12, "n": rng.integers(10, 30, 24)})
+    d["events"] = np.r_[rng.binomial(d["n"][:12], 0.1), np.zeros(12)]
+    d["p"] = d["events"] / d["n"]
+    out = T.segmented_regression(d, "p", "month", "post", lags=lags, weights="n" if weighted else None)
+    out = out.set_index("term")
+    post = out.loc["post_trend"]
+    assert abs(post.estimate) < 1e-12 and post.std_error == 0
+    assert np.isnan(post.p_value) and np.isnan(post.conf_low) and "constant in that segment" in post.warnings
+    # the pre-period's own trend and the changes still have their sampling variation and tests
+    tested = out.loc[["pre_trend", "level_change", "slope_change"]]
+    assert (tested.std_error > 0).all() and tested.p_value.notna().all()
+    assert out.loc["slope_change", "estimate"] == pytest.approx(-out.loc["pre_trend", "estimate"], abs=1e-12)
