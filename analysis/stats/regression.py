@@ -15,8 +15,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
-from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from scipy import special, stats
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from analysis.stats.design import Design, design, not_fittable
 from analysis.stats.tidy import SEPARATION_EPS, Notes, captured, fitted_at_edge, frame, row, wald_rows
