@@ -30,34 +30,130 @@ def command(name: str, help: str):
     return register
 
 
-@command("run", "run a study's notebooks (only those out of date), then merge its ledger")
+def run_one_study(name: str, notebooks: list[str] | None = None, *, force: bool = False, jobs: int = 2,
+                  timeout: int = 600, accept_new_data: bool = False, echo=print) -> tuple[int, list[str]]:
+    """Run one study's notebooks under its lock and merge its ledger: (exit status, error lines).
+    A StudyError is raised, not returned."""
+    from analysis import ledger
+    from analysis.data import check_raw_data
+    from analysis.run import run_study
+
+    study = load_study(name)
+    with writing(study):
+        for path in check_raw_data(study, accept_new_data=accept_new_data):
+            echo(f"accepted the changed raw file {path}")
+        report = run_study(study, notebooks, force=force, jobs=jobs, timeout=timeout, echo=echo)
+        errors = [line for outcome in report.failed for line in (f"error: {outcome.error}", outcome.detail)]
+        if report.failed:
+            return 1, errors
+        path = ledger.merge(study)
+    ran, current = len(report.ran), len(report.current)
+    echo(f"done in {report.seconds:.1f} s: {ran} ran, {current} up to date; ledger {relative(path)}")
+    return 0, []
+
+
+def _run_study_task(task: tuple[str, dict]) -> tuple[str, int, list[str], list[str]]:
+    """One study of `run --all`, on an executor's worker: (name, exit status, what it printed, errors)."""
+    name, options = task
+    printed: list[str] = []
+    try:
+        status, errors = run_one_study(name, echo=printed.append, **options)
+    except StudyError as error:
+        status, errors = 2, [f"error: {error}"]
+    return name, status, printed, errors
+
+
+@command("run", "run a study's notebooks (only those out of date), then merge its ledger; --all: every study")
 def _run(parser: argparse.ArgumentParser):
-    parser.add_argument("study", nargs="?", default="reference", help="study name or file (default: reference)")
+    parser.add_argument("study", nargs="?", help="study name or file (default: reference)")
+    parser.add_argument("--all", action="store_true",
+                        help="every study in studies/, one task per study on the Dask executor (see --scheduler)")
     parser.add_argument("--notebooks", nargs="+", metavar="NAME", help="run only these (and what they need)")
     parser.add_argument("--force", action="store_true", help="rerun every notebook, up to date or not")
-    parser.add_argument("--jobs", type=int, default=2, help="notebooks run at once (default: 2)")
+    parser.add_argument("--jobs", type=int, default=2, help="notebooks run at once, per study (default: 2)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds a cell may run (default: 600)")
     parser.add_argument("--accept-new-data", action="store_true",
                         help="accept raw files that changed since the manifest was written (default: stop)")
+    _executor_arguments(parser, "with --all: ")
 
     def handle(args) -> int:
-        from analysis import ledger
-        from analysis.data import check_raw_data
-        from analysis.run import run_study
+        options = dict(notebooks=args.notebooks, force=args.force, jobs=args.jobs, timeout=args.timeout,
+                       accept_new_data=args.accept_new_data)
+        if not args.all:
+            if args.scheduler or args.workers:
+                raise StudyError("--scheduler and --workers go with --all (one study runs on this machine)")
+            status, errors = run_one_study(args.study or "reference", **options)
+            for line in errors:
+                print(line, file=sys.stderr)
+            return status
+        if args.study:
+            raise StudyError(f"give a study ({args.study}) or --all, not both")
+        from analysis.run.executor import executor
+
+        names = list_studies()
+        with executor(args.scheduler, args.workers) as run:
+            results = run.map(_run_study_task, [(name, options) for name in names], batch=1, description="studies")
+        for name, _, printed, errors in results:
+            for line in printed:
+                print(f"{name}: {line}")
+            for line in errors:
+                print(f"{name}: {line}", file=sys.stderr)
+        failed = [name for name, status, _, _ in results if status]
+        print(f"{len(names) - len(failed)} of {len(names)} studies done" + (f"; failed: {', '.join(failed)}"
+                                                                             if failed else ""))
+        return max((status for _, status, _, _ in results), default=0)
+
+    return handle
+
+
+def _executor_arguments(parser: argparse.ArgumentParser, prefix: str) -> None:
+    """--scheduler and --workers, the Dask executor's options (analysis/run/executor.py)."""
+    from analysis.run.executor import ENVIRONMENT
+
+    parser.add_argument("--scheduler", metavar="ADDR",
+                        help=f"{prefix}an existing Dask scheduler, e.g. tcp://host:8786 (default: ${ENVIRONMENT}, "
+                             "else a local cluster started and stopped here)")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help=f"{prefix}worker processes of the local cluster (default: the machine's cores)")
+
+
+@command("sweep", "rerun a study's notebooks for each value of one study-file key, each in its own folder, on the "
+                  "Dask executor, and gather their ledgers into one table")
+def _sweep(parser: argparse.ArgumentParser):
+    parser.add_argument("study", help="study name or file")
+    parser.add_argument("key", help="the study-file key to vary, dotted: seeds.models, covariates, "
+                                    "outcomes.<name>.<key>...")
+    parser.add_argument("values", nargs="+", help="its values, each read as YAML: 1 2 3, or '[age]' '[age, sex]'")
+    parser.add_argument("--notebooks", nargs="+", metavar="NAME", help="run only these (and what they need)")
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks run at once, per value (default: 1)")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds a cell may run (default: 600)")
+    _executor_arguments(parser, "")
+
+    def handle(args) -> int:
+        from analysis.run import sweep
+        from analysis.run.executor import executor
 
         study = load_study(args.study)
-        with writing(study):
-            for path in check_raw_data(study, accept_new_data=args.accept_new_data):
-                print(f"accepted the changed raw file {path}")
-            report = run_study(study, args.notebooks, force=args.force, jobs=args.jobs, timeout=args.timeout)
-            for outcome in report.failed:
-                print(f"error: {outcome.error}", file=sys.stderr)
-                print(outcome.detail, file=sys.stderr)
-            if report.failed:
-                return 1
-            path = ledger.merge(study)
-        ran, current = len(report.ran), len(report.current)
-        print(f"done in {report.seconds:.1f} s: {ran} ran, {current} up to date; ledger {relative(path)}")
+        variants = sweep.variants(study, args.key, args.values)
+        options = dict(notebooks=args.notebooks, jobs=args.jobs, timeout=args.timeout)
+        with executor(args.scheduler, args.workers) as run:
+            results = run.map(_run_study_task, [(str(v.file), options) for v in variants], batch=1,
+                              description="sweep values")
+        for variant, (_, _, printed, errors) in zip(variants, results, strict=True):
+            for line in printed:
+                print(f"{variant.label}: {line}")
+            for line in errors:
+                print(f"{variant.label}: {line}", file=sys.stderr)
+        failed = [v.label for v, (_, status, _, _) in zip(variants, results, strict=True) if status]
+        if failed:
+            print(f"error: {len(failed)} of {len(variants)} values failed ({', '.join(failed)}); nothing gathered",
+                  file=sys.stderr)
+            return max(status for _, status, _, _ in results)
+        table, path = sweep.gather(study, args.key, variants)
+        moved = sweep.moved(table)
+        print(f"{table['name'].nunique()} ledger names over {len(variants)} values of {args.key}, {len(moved)} of them "
+              f"not the same for every value" + (f" (first: {', '.join(moved[:5])})" if moved else "")
+              + f"; gathered in {relative(path)}")
         return 0
 
     return handle
@@ -295,66 +391,107 @@ def _paper(parser: argparse.ArgumentParser):
     return handle
 
 
-def power_table(spec):
-    """The `power:` grid of a study file as one table: the power of each design size, and the clusters
-    needed for the target power (for a stepped wedge, the fewest clusters, at most 1000, that reach it)."""
-    import pandas as pd
-
-    from analysis.stats import power
-
-    icc = power.icc_from_cluster_sd(spec.cluster_sd) if spec.cluster_sd is not None else (spec.icc or 0.0)
-    rows = []
-    for effect in spec.effects:
-        p1, p2 = spec.baseline, power.p_after(spec.baseline, effect, spec.effect_scale)
-        for m in spec.cluster_size:
-            base = dict(effect=effect, effect_scale=spec.effect_scale, p_before=p1, p_after=p2, cluster_size=m,
-                        icc=icc, alpha=spec.alpha)
-            if spec.steps is None:
-                for k in [*spec.clusters, None]:
-                    got = power.cluster_power(p1, p2, clusters=k or 1, cluster_size=m, icc=icc, cv=spec.cluster_cv,
-                                              alpha=spec.alpha, power=spec.target).iloc[0 if k else 1]
-                    rows.append(dict(design="before_after", **base, design_effect=got["design_effect"],
-                                     clusters=int(got["clusters"]), patients=int(got["n"]),
-                                     quantity="power" if k else f"clusters for power {spec.target:g}",
-                                     value=got["estimate"]))
-                continue
-            def sw(k, p1=p1, p2=p2, m=m):
-                return power.stepped_wedge_power(p1, p2, clusters=k, steps=spec.steps, cluster_size=m, icc=icc,
-                                                 alpha=spec.alpha).iloc[0]
-
-            for k in spec.clusters:
-                got = sw(k)
-                rows.append(dict(design=f"stepped_wedge ({spec.steps} steps)", **base, design_effect=float("nan"),
-                                 clusters=k, patients=int(got["n"]), quantity="power", value=got["estimate"]))
-            need = next((k for k in range(spec.steps, 1001) if sw(k)["estimate"] >= spec.target), None)
-            rows.append(dict(design=f"stepped_wedge ({spec.steps} steps)", **base, design_effect=float("nan"),
-                             clusters=need, patients=None if need is None else int(sw(need)["n"]),
-                             quantity=f"clusters for power {spec.target:g}",
-                             value=float("nan") if need is None else need))
-    out = pd.DataFrame(rows)
-    out["clusters"] = out["clusters"].astype("Int64")
-    out["patients"] = out["patients"].astype("Int64")
-    return out
-
-
-@command("power", "plan the next study: power and sizes over the study file's `power:` grid")
-def _power(parser: argparse.ArgumentParser):
-    parser.add_argument("study", nargs="?", default="reference", help="study name or file (default: reference)")
+@command("release", "write what may leave a trusted research environment: the safe outputs, checksums, the "
+                    "study file, package versions and an SDC report for the output checker")
+def _release(parser: argparse.ArgumentParser):
+    parser.add_argument("study", help="study name or file")
 
     def handle(args) -> int:
-        from analysis import tables
+        from analysis import release
+
+        study = load_study(args.study)
+        with writing(study):
+            folder = release.release(study)
+        print(f"release written: {relative(folder)} (read sdc_report.md first)")
+        return 0
+
+    return handle
+
+
+@command("power", "plan the next study: power and sizes over the study file's `power:` grid, by formula and, "
+                  "with --simulate, by simulation on a Dask executor; printed (notebook 08_power records them)")
+def _power(parser: argparse.ArgumentParser):
+    parser.add_argument("study", nargs="?", default="reference", help="study name or file (default: reference)")
+    parser.add_argument("--simulate", action="store_true",
+                        help="also simulate every grid point (`power.simulations` datasets each) and fit the planned "
+                             "analysis to each: power with its Monte Carlo CI, type I error, failed and singular fits")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="also write the tables (power.csv, power_simulated.csv) and the power-curve figure to "
+                             "DIR, a folder outside the study's outputs (those and the ledger are notebook 08_power's)")
+    _executor_arguments(parser, "with --simulate: ")
+
+    def handle(args) -> int:
+        from analysis.analyses import planning
 
         study = load_study(args.study)
         if study.power is None:
             raise StudyError(f"{relative(study.file)}: no `power:` section (see studies/README.md)")
-        table = power_table(study.power)
-        with writing(study):
-            path = tables.export(study, "power", table)
-        print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-        print(f"wrote {relative(path)}")
+        if not args.simulate and (args.scheduler or args.workers):
+            raise StudyError("--scheduler and --workers go with --simulate")
+        if args.out is not None and _inside(args.out, study.output_dir):
+            raise StudyError(f"--out {args.out}: the study's output folder {relative(study.output_dir)} is the "
+                             f"pipeline's (`python -m analysis run {study.name}` writes the power outputs there): "
+                             "give a folder outside it")
+        design = planning.simulated_design(study)
+        table = planning.analytic_table(study)
+        if table is None and not args.simulate:
+            raise StudyError(f"{relative(study.file)}: there is no closed-form power for a {design.replace('_', ' ')} "
+                             "design here: add --simulate")
+        if args.simulate:
+            planning.scenarios(study)  # a grid that cannot be simulated is refused before a cluster starts
+        simulated = _simulate_power(study, args) if args.simulate else None
+        if table is not None:
+            print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+        if simulated is not None:
+            shown = ["design", "term", "effect_label", "cluster_size", "clusters", "months", "estimate", "conf_low",
+                     "conf_high", "analytic", "failed", "singular"]
+            print(simulated[[c for c in shown if c in simulated and simulated[c].notna().any()]]
+                  .to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+            print(planning.sizes_for_target(simulated, study.power.target).to_string(index=False))
+        if args.out is not None:
+            written = _write_power(study, args.out, table, simulated)
+            print("wrote " + ", ".join(relative(p) for p in written))
         return 0
 
     return handle
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
+
+
+def _simulate_power(study, args):
+    from analysis.analyses import planning
+    from analysis.run.executor import executor
+    from analysis.stats.simulate import CHUNK
+
+    with executor(args.scheduler, args.workers) as run:
+        return planning.simulated_table(study, map=lambda function, tasks: run.map(
+            function, tasks, description=f"simulation tasks ({CHUNK} datasets each)"))
+
+
+def _write_power(study, folder: Path, table, simulated) -> list[Path]:
+    """`power --out DIR`: the tables as CSV and the power-curve figure, as notebook 08_power writes them into the
+    study's outputs, but no ledger (the numbers a manuscript cites are the notebook's)."""
+    from analysis import figures
+    from analysis.analyses import planning
+    from analysis.paths import atomic_write
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, frame in (("power", table), ("power_simulated", simulated)):
+        if frame is not None:
+            with atomic_write(folder / f"{name}.csv", encoding="utf-8", newline="") as handle:
+                frame.to_csv(handle, index=False)
+            written.append(folder / f"{name}.csv")
+    if simulated is not None:
+        curve = figures.power_curve(planning.curve_frame(simulated), xlabel=planning.size_label(simulated))
+        provenance = {"command": "python -m analysis power --simulate", "study": study.name,
+                      "parameters_sha256": study.parameters_sha256(), "simulations": study.power.simulations,
+                      "seed": study.power.seed}
+        written += figures.save(curve, folder, "power_curve", provenance)
+    return written
 
 
 def build_parser() -> argparse.ArgumentParser:

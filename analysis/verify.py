@@ -370,8 +370,13 @@ FIGURE_COMPARISONS: dict[str, Callable[[Path, Path], tuple[bool, str, float | No
 
 @comparison("notebooks", folder=lambda study: study.notebook_dir)
 def compare_notebooks(committed: Path, rebuilt: Path) -> list[Check]:
-    """Every code cell's outputs, exactly; the injected parameters cell names the rebuilt study's file."""
-    checks, pairs = _pair("notebook", _files(committed, "*.ipynb"), _files(rebuilt, "*.ipynb"))
+    """Every code cell's outputs, exactly; the injected parameters cell names the rebuilt study's file.
+
+    A notebook never executed is not compared: the reference study's notebooks/ folder holds the sources, among
+    them those its pipeline does not run (08_power runs only `when: power`, notebooks/pipeline.yml)."""
+    executed = {name: path for name, path in _files(committed, "*.ipynb").items()
+                if "papermill" in json.loads(path.read_text(encoding="utf-8"))["metadata"]}
+    checks, pairs = _pair("notebook", executed, _files(rebuilt, "*.ipynb"))
     for name, old_path, new_path in pairs:
         old, new = _code_cells(old_path), _code_cells(new_path)
         found = [] if len(old) == len(new) else [f"{len(old)} -> {len(new)} code cells"]

@@ -12,7 +12,16 @@ with the provenance in each file's metadata; `read_provenance` reads it back.
 
 from analysis.figures._draw import code_sha256, drawn_by
 from analysis.figures.files import read_provenance, save
-from analysis.figures.plots import acceptance_by_team, forest, harm_severity, its, mai_change, monthly, proportions
+from analysis.figures.plots import (
+    acceptance_by_team,
+    forest,
+    harm_severity,
+    its,
+    mai_change,
+    monthly,
+    power_curve,
+    proportions,
+)
 from analysis.figures.style import figure_size, house_style
 
 __all__ = [
@@ -26,6 +35,7 @@ __all__ = [
     "its",
     "mai_change",
     "monthly",
+    "power_curve",
     "proportions",
     "read_provenance",
     "save",

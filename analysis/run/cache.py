@@ -34,7 +34,25 @@ def notebook_code(path: Path) -> list:
 
 
 def output_files(study: Study, step: Step) -> list[Path]:
-    return sorted({p for pattern in step.outputs for p in study.output_dir.glob(pattern) if p.is_file()})
+    """The files the step's patterns match, less those another step's pattern names more precisely (with
+    more literal characters): 08_power's `figures/power_curve.*` are its own, not 07_figures' `figures/*`,
+    so that one notebook's run does not make the other's outputs look changed."""
+    def matches(pattern: str) -> set[Path]:
+        return {p for p in study.output_dir.glob(pattern) if p.is_file()}
+
+    precision: dict[Path, int] = {}
+    for pattern in step.outputs:
+        for path in matches(pattern):
+            precision[path] = max(precision.get(path, -1), _literal(pattern))
+    for pattern in step.elsewhere:
+        for path in matches(pattern) & precision.keys():
+            if _literal(pattern) > precision[path]:
+                del precision[path]
+    return sorted(precision)
+
+
+def _literal(pattern: str) -> int:
+    return sum(char not in "*?[]" for char in pattern)
 
 
 def compute_key(study: Study, step: Step, parameters: dict, needed: list[Step], code: str) -> str:

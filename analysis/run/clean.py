@@ -4,7 +4,8 @@ The pipeline's files are known: the manifest and the derived tables it lists, th
 (one per notebook), results.json and LEDGER.md, the tables the notebooks export, the figures, the
 verification report, the run state, the executed notebooks, the paper build, and scratch files and
 derived sets that a killed process left. A file people put among them (notes, drafts, their own
-notebook) is left, and named. Folders the clean leaves empty are removed.
+notebook) is left, and named. Folders the clean leaves empty are removed. The study's parameter sweeps
+(`<output folder>.sweeps/`, analysis/run/sweep.py) are cleaned value by value, as studies.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analysis import ledger, paper, tables
-from analysis.config import Study
+from analysis.config import Study, load_study
 from analysis.data.manifest import MANIFEST, derived_dir, read_manifest
 from analysis.data.step import remove_leftovers
+from analysis.errors import StudyError
 from analysis.figures.files import WRITERS
 from analysis.paths import LOCK_NAME, relative, remove_stale_scratch
+from analysis.run import sweep
 from analysis.run.cache import STATE_FILE
 from analysis.run.pipeline import PIPELINE_FILE, Step, load_pipeline
 from analysis.verify import report_folder
@@ -85,4 +88,32 @@ def clean(study: Study, pipeline: Path = PIPELINE_FILE) -> Cleaned:
         if folder.is_dir():
             cleaned.left += [relative(path) + "/" * path.is_dir() for path in sorted(folder.iterdir())
                              if path not in known]
+    _clean_sweeps(study, pipeline, cleaned)
     return cleaned
+
+
+def _clean_sweeps(study: Study, pipeline: Path, cleaned: Cleaned) -> None:
+    """The study's sweeps (`analysis.run.sweep`): each value's study cleaned as a study, then its study file,
+    the gathered tables and the folders left empty."""
+    swept = sweep.sweeps_dir(study)
+    for file in sweep.variant_files(study):
+        try:
+            variant = load_study(file)
+        except StudyError:  # a value the study file no longer allows: its files are named, not guessed at
+            cleaned.left.append(relative(file.parent) + "/")
+            continue
+        inner = clean(variant, pipeline)
+        file.unlink()
+        cleaned.removed += [*inner.removed, relative(file)]
+        cleaned.left += inner.left
+        if not any(file.parent.iterdir()):
+            file.parent.rmdir()
+    for table in sorted(swept.glob("*.csv")):
+        table.unlink()
+        cleaned.removed.append(relative(table))
+    if swept.is_dir():
+        if any(swept.iterdir()):
+            cleaned.left += [relative(path) + "/" * path.is_dir() for path in sorted(swept.iterdir())
+                             if relative(path) + "/" * path.is_dir() not in cleaned.left]
+        else:
+            swept.rmdir()
