@@ -99,13 +99,15 @@ def no_op(study: Study, echo) -> list[tuple]:
 
 
 SCALE = {"patients": 1_000_000, "teams": 200, "sites": 25}
-# Each step runs in a fresh interpreter so that its peak memory is its own.
+# Each step runs in a fresh interpreter so that its peak memory is its own. Its CPU time (all its threads,
+# user and system) is recorded too: on a shared machine the wall time depends on the others' load.
 _MEASURED = """
 import json, resource, sys, time
-started = time.perf_counter()
+started, cpu = time.perf_counter(), sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
 {body}
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({{"seconds": time.perf_counter() - started, "peak_mb": peak}}))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({{"seconds": time.perf_counter() - started, "peak_mb": usage.ru_maxrss / 1024,
+                  "cpu_seconds": usage.ru_utime + usage.ru_stime - cpu}}))
 """
 
 
@@ -134,11 +136,34 @@ def scale(study: Study, echo) -> list[tuple]:
              f"stats.mixed_logistic(d, 'y ~ after + age + charlson + n_medicines', 'team')"),
         ]
         notes = ["", "", "for comparison (shared/DESIGN.md, same machine kind): glmer 158 s, statsmodels fit_map 33 s"]
-        for (label, body), note in zip(steps, notes, strict=True):
+        targets = ["", "< 5", ""]
+        for (label, body), note, target in zip(steps, notes, targets, strict=True):
             measured = _measure(body)
-            memory = f"peak memory {measured['peak_mb']:,.0f} MB"
-            rows.append((label, measured["seconds"], "s", "", f"{memory}; {note}" if note else memory))
+            memory = f"peak memory {measured['peak_mb']:,.0f} MB, CPU {measured['cpu_seconds']:.1f} s"
+            rows.append((label, measured["seconds"], "s", target, f"{memory}; {note}" if note else memory))
+        # `mixed`'s model on patient-level parquet files, streamed and collapsed to binomial cells
+        # (analysis.data.cells), then fitted on the cells; each file is written first, in its own interpreter.
+        first = None
+        for size in STREAM_ROWS:
+            path = f"{tmp}/admissions_{size}.parquet"
+            made = _measure(f"from analysis.bench import mixed_parquet; mixed_parquet({path!r}, {size})")
+            measured = _measure(
+                f"from analysis.data.cells import binomial_cells\nfrom analysis.stats import mixed_logistic\n"
+                f"cells = binomial_cells({path!r}, 'error', ['after', 'age', 'charlson', 'n_medicines', 'team'])\n"
+                f"mixed_logistic(cells, {MIXED_FORMULA.replace('error', 'events')!r}, 'team', trials='trials')")
+            first = first or (size, measured["seconds"])
+            growth = (f"; {measured['seconds'] / first[1]:.1f}x the time of {first[0]:,} rows for "
+                      f"{size / first[0]:g}x the rows" if size != first[0] else "")
+            memory_target = " (target < 4,096)" if size in STREAM_TARGETS else ""
+            rows.append((f"{size:,} rows from parquet: stream, collapse to cells, fit (mixed logistic, 200 teams)",
+                         measured["seconds"], "s", STREAM_TARGETS.get(size, ""),
+                         f"peak memory {measured['peak_mb']:,.0f} MB{memory_target}{growth}; "
+                         f"writing the file took {made['seconds']:.1f} s"))
     return rows
+
+
+STREAM_ROWS = (100_000, 1_000_000, 20_000_000)
+STREAM_TARGETS = {20_000_000: "< 60"}
 
 
 # The mixed-effects engine (analysis.stats.laplace) against the issue's targets, and against glmer when R
@@ -153,15 +178,19 @@ MIXED_FORMULA = "error ~ after + age + charlson + n_medicines"
 POWER = {"rows": 2_000, "teams": 40, "fits": 50, "seed": 20261201}
 
 
-def mixed_data(rows: int, teams: int = MIXED["teams"], seed: int = MIXED["seed"], sd: float = MIXED["team_sd"]):
+def mixed_data(rows: int, teams: int = MIXED["teams"], seed: int = MIXED["seed"], sd: float = MIXED["team_sd"],
+               part: int | None = None):
     """Random-intercept logistic data of the study's kind: ``rows`` patients in random order in ``teams``
     teams (team random intercept with SD ``sd`` on the log-odds scale), with after (0/1), age (years),
-    charlson and n_medicines (counts) and a binary error; the same for the same arguments."""
+    charlson and n_medicines (counts) and a binary error; the same for the same arguments. ``part``
+    numbers the parts of a file written in parts (`mixed_parquet`): the same teams, other patients."""
     import numpy as np
     import pandas as pd
 
-    rng = np.random.default_rng([seed, rows, teams])
+    rng = np.random.default_rng([seed, rows, teams] if part is None else [seed, teams])
     u_team = rng.normal(0, sd, teams)
+    if part is not None:
+        rng = np.random.default_rng([seed, teams, part])
     team = rng.integers(0, teams, rows)
     after = (rng.random(rows) < 0.5).astype(np.int64)
     age = rng.integers(25, 95, rows)
@@ -172,6 +201,21 @@ def mixed_data(rows: int, teams: int = MIXED["teams"], seed: int = MIXED["seed"]
     return pd.DataFrame(
         {"team": team, "after": after, "age": age, "charlson": charlson, "n_medicines": n_medicines, "error": error}
     )
+
+
+def mixed_parquet(path, rows: int, part_rows: int = 1_000_000) -> None:
+    """``rows`` patients of `mixed_data`'s model written to the parquet file ``path``, ``part_rows`` at a
+    time (memory holds one part)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer = None
+    for part, start in enumerate(range(0, rows, part_rows)):
+        table = pa.Table.from_pandas(mixed_data(min(part_rows, rows - start), part=part), preserve_index=False)
+        writer = writer or pq.ParquetWriter(path, table.schema, compression="zstd")
+        writer.write_table(table)
+    if writer is not None:
+        writer.close()
 
 
 def mixed_arrays(d):
@@ -322,6 +366,54 @@ def mixed(study: Study, echo) -> list[tuple]:
         rows.append((f"power-simulation refit, {POWER['rows']:,} rows, 5 fixed effects, {POWER['teams']} teams, "
                      f"{start}", statistics.median(seconds), "s", "< 0.02",
                      f"median of {len(seconds)} datasets; fastest {min(seconds) * 1e3:.1f} ms"))
+    return rows
+
+
+# Power by simulation on the Dask executor (issue 14): 1,000 datasets of 2,000 patients in 20 clusters (10 per
+# period of 100 patients each), each fitted by the random-intercept logistic model.
+SIMULATION = {"datasets": 1_000, "clusters": 10, "cluster_size": 100, "cluster_sd": 0.5, "seed": 20261130}
+
+
+@benchmark
+def power(study: Study, echo) -> list[tuple]:
+    """Power simulation on the Dask executor: 1,000 mixed-logistic fits on 2 and 1 workers, and the
+    executor's own cost per task."""
+    from analysis.run.executor import executor, overhead
+    from analysis.stats.simulate import Scenario, simulate_power
+
+    s = SIMULATION
+    scenario = Scenario("before_after", 0.3, math.log(0.7), clusters=s["clusters"], cluster_size=s["cluster_size"],
+                        cluster_sd=s["cluster_sd"])
+    shape = (f"{s['datasets']:,} datasets of {2 * s['clusters'] * s['cluster_size']:,} patients in "
+             f"{2 * s['clusters']} clusters, mixed logistic")
+    started = time.perf_counter()
+    serial = simulate_power([scenario], s["datasets"], s["seed"])
+    rows = [(f"{shape}, in this process (no executor)", time.perf_counter() - started, "s", "", "")]
+    seconds, results = {}, {}
+    for workers in (2, 1):
+        started = time.perf_counter()
+        with executor(workers=workers) as run:
+            # the workers' first task imports numpy, scipy, statsmodels (a few seconds, once per worker): a
+            # small simulation first, so that the speed-up compares warm workers
+            simulate_power([scenario], 4 * workers * 25, s["seed"] + 1, map=lambda f, t, run=run: run.map(
+                f, t, batch=1, progress=False))
+            warm = time.perf_counter()
+            results[workers] = simulate_power([scenario], s["datasets"], s["seed"],
+                                              map=lambda f, t, run=run: run.map(f, t, progress=False))
+            seconds[workers] = time.perf_counter() - warm
+        rows.append((f"{shape}, {workers} worker{'s' * (workers > 1)}", time.perf_counter() - started, "s",
+                     "< 60" if workers == 2 else "",
+                     f"all of it: starting the local cluster, warming its workers, {s['datasets']:,} datasets, "
+                     f"stopping; the {s['datasets']:,} datasets alone {seconds[workers]:.1f} s"))
+    same = all(r.equals(serial) for r in results.values())
+    rows.append(("speed-up from 1 to 2 workers", seconds[1] / seconds[2], "x", "",
+                 f"the datasets alone, on warm workers; results identical on 1 and 2 workers and in this process: "
+                 f"{same}"))
+    with executor(workers=2) as run:
+        cost = overhead(run)
+    for key, label in (("per_task_unbatched", "one Dask task per task"), ("per_task_batched", "default batches")):
+        rows.append((f"executor overhead per task, {label}", 1e3 * cost[key], "ms", "",
+                     "2,000 empty tasks on 2 workers: scheduling, transfer and gathering"))
     return rows
 
 

@@ -116,11 +116,12 @@ def read_manifest(study: Study) -> dict | None:
                          f"`python -m analysis data {study.name}` to rebuild it") from None
 
 
-def raw_changes(study: Study) -> list[RawChange]:
+def raw_changes(study: Study, hashes: dict[Path, str] | None = None) -> list[RawChange]:
     """Raw files of the study whose hash differs from the manifest's (none without a manifest).
 
     Files the manifest does not know (a study file now pointing at other data) are not changes of
-    data but of the study, whose hash the manifest also records.
+    data but of the study, whose hash the manifest also records. `hashes`: the files' hashes when
+    taken already (`raw_hashes`).
     """
     manifest = read_manifest(study)
     if manifest is None:
@@ -130,7 +131,7 @@ def raw_changes(study: Study) -> list[RawChange]:
     for path in raw_inputs(study).values():
         key = input_path(path)
         if key in recorded:
-            new = sha256_file(path)
+            new = hashes[path] if hashes is not None and path in hashes else sha256_file(path)
             if new != recorded[key]["sha256"]:
                 changes.append(RawChange(key, recorded[key]["sha256"], new))
     return changes
@@ -148,12 +149,20 @@ def changed_message(study: Study, changes: list[RawChange]) -> str:
     return "\n".join(lines)
 
 
-def build_manifest(study: Study, input_rows: dict[str, int], outputs: list[dict]) -> dict:
+def raw_hashes(study: Study) -> dict[Path, str]:
+    """The sha256 of every raw input, by path."""
+    return {path: sha256_file(path) for path in raw_inputs(study).values()}
+
+
+def build_manifest(study: Study, input_rows: dict[str, int], outputs: list[dict],
+                   input_hashes: dict[Path, str] | None = None) -> dict:
     """The manifest's content. `input_rows`: data rows per input role; `outputs`: one entry (path
-    inside the output folder, sha256, rows) per derived file."""
+    inside the output folder, sha256, rows) per derived file; `input_hashes`: the raw inputs' hashes
+    when taken already (`raw_hashes`)."""
+    hashes = input_hashes or {}
     inputs = []
     for role, path in raw_inputs(study).items():
-        entry = {**_input_entry(path), "role": role, "sha256": sha256_file(path)}
+        entry = {**_input_entry(path), "role": role, "sha256": hashes.get(path) or sha256_file(path)}
         if role in input_rows:
             entry["rows"] = input_rows[role]
         inputs.append(entry)
