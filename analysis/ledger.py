@@ -8,6 +8,9 @@ An entry holds the whole tidy row it was recorded from (`estimate`, `std_error`,
 `p_value`, `conf_low`, `conf_high`, `n`, `method`, `warnings`; a number that does not apply is left
 out), a one-line `description`, optionally the `published` value it reproduces, and `provenance`: the
 notebook and cell that recorded it and the hashes of the parameters and of the derived data it used.
+When the study's disclosure rules apply (analysis/disclosure.py: real data, or a preview), `save` writes
+the fragment as it may leave the TRE: a small count and the numbers it could be worked back from are
+left out, and the entry's `suppressed` says which and why.
 
 Floats are stored to 12 significant digits: far below any reported precision, and above the last
 bits that differ between BLAS builds, so a rerun elsewhere does not rewrite the file for noise.
@@ -23,6 +26,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from analysis import disclosure
 from analysis.config import Study
 from analysis.errors import StudyError
 from analysis.paths import ROOT, atomic_write, relative
@@ -67,6 +71,7 @@ class Entry(BaseModel):
     method: str = ""
     warnings: list[str] = Field(default_factory=list)
     published: Published | None = None
+    suppressed: str | None = Field(None, description="disclosure control: which numbers were hidden, and why")
     provenance: Provenance
 
 
@@ -163,6 +168,16 @@ class Ledger:
     def get(self, name: str) -> Entry:
         return self.entries[name]
 
+    def released(self) -> dict[str, Entry]:
+        """The entries as they may leave the TRE: as recorded when no disclosure rules apply, else with a hidden
+        count, and every number it could be worked back from, left out (what the notebook's findings print)."""
+        rules = disclosure.profile(self.study)
+        if rules is None:
+            return dict(self.entries)
+        payload, _ = disclosure.protect_entries({name: _dump(e) for name, e in self.entries.items()}, rules,
+                                                disclosure.hidden_families(self.study, self.notebook))
+        return {name: Entry(**entry) for name, entry in payload.items()}
+
     def save(self) -> Path:
         """Write this notebook's fragment, stamped with the hash of the derived data it used."""
         data = derived_data_sha256(self.study)
@@ -170,10 +185,20 @@ class Ledger:
         for name, entry in sorted(self.entries.items()):
             provenance = entry.provenance.model_copy(update={"data_sha256": data})
             payload[name] = _dump(entry.model_copy(update={"provenance": provenance}))
+        # disclosure control before anything reaches disk: a hidden count and what it could be worked back
+        # from never leave the kernel; what was hidden, and why, goes to the SDC record for the release
+        rules = disclosure.profile(self.study)
+        if rules is not None:
+            payload, hidden = disclosure.protect_entries(payload, rules,
+                                                         disclosure.hidden_families(self.study, self.notebook))
         path = ledger_dir(self.study) / f"{self.notebook}.json"
         with atomic_write(path, encoding="utf-8") as handle:
             json.dump(payload, handle, indent=1, sort_keys=True, allow_nan=False)
             handle.write("\n")
+        if rules is not None:
+            disclosure.write_record(self.study, f"ledger.{self.notebook}", {
+                "output": relative(path), "kind": "ledger", "rules": disclosure.rules_applied(rules),
+                "suppressed": hidden, "status": disclosure.REVIEW if hidden else disclosure.PASS})
         return path
 
     def _current_cell(self) -> str | None:

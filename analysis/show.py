@@ -1,5 +1,12 @@
 """What the notebooks display: the data's nature, results as readable tables, warnings as sentences,
 and findings written from the ledger. Presentation only: no statistic is computed here.
+
+When the study's disclosure rules apply (real data, or a preview: analysis/disclosure.py), what a notebook
+displays is what may leave the TRE, as in the exported tables and the ledger: `banner`, which every notebook
+shows first, hands every data frame the kernel displays to `disclosure.protect_table` (an IPython formatter,
+so that a frame shown as a cell's last line, `display(frame)` or `frame.round(3)` is covered without each
+notebook cell knowing the rules), `results` hides an entry's numbers as `Ledger.save` would, and `findings`
+writes the prose from the entries as saved.
 """
 
 from __future__ import annotations
@@ -12,13 +19,22 @@ import pandas as pd
 from IPython.display import Image, Markdown
 from matplotlib.figure import Figure
 
+from analysis import disclosure
 from analysis.config import Study
 from analysis.ledger import Ledger
 from analysis.text import render
 
+# the study whose notebook this kernel runs, and its rules (None: nothing to hide); set by `banner`
+_session: dict = {"study": None, "rules": None}
+# the columns of `results` that show each number of a ledger entry
+_SHOWN_IN = {"estimate": "estimate", "conf_low": "95% CI", "conf_high": "95% CI", "statistic": "statistic",
+             "p_value": "p", "n": "n"}
+
 
 def banner(study: Study) -> Markdown:
-    """Stated at the top of every notebook that shows results."""
+    """Stated at the top of every notebook that shows results; puts the notebook's displays under the study's
+    disclosure rules."""
+    _protect_display(study)
     if study.synthetic:
         source = (" generated from published aggregates by a seeded generator: counts match what was published, "
                   "other results illustrate the method" if study.published is not None else
@@ -27,7 +43,41 @@ def banner(study: Study) -> Markdown:
             f"> **Synthetic data.** Study `{study.name}`: {study.title}. The data are synthetic,{source} and are "
             "not evidence about real patients."
         )
-    return Markdown(f"> Study `{study.name}`: {study.title}.")
+    rules = _session["rules"]
+    return Markdown(f"> Study `{study.name}`: {study.title}. Under disclosure control ({rules.description}): "
+                    f"a suppressed value is shown as `{rules.marker}`.")
+
+
+def _protect_display(study: Study) -> None:
+    rules = disclosure.profile(study)
+    _session.update(study=study, rules=rules)
+    try:
+        formatters = get_ipython().display_formatter.formatters  # type: ignore[name-defined]  # noqa: F821
+    except NameError:  # not in a kernel: nothing is displayed
+        return
+    if rules is None:
+        formatters["text/html"].pop(pd.DataFrame, None)
+        formatters["text/plain"].pop(pd.DataFrame, None)
+        return
+    formatters["text/html"].for_type(pd.DataFrame, lambda frame: protected(frame)._repr_html_())
+    formatters["text/plain"].for_type(pd.DataFrame, lambda frame, printer, cycle: printer.text(repr(protected(frame))))
+
+
+def protected(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame as the notebook may display it: unchanged when no rules apply, else as `disclosure.protect_table`
+    leaves it (its index, a cluster or a month, taken as columns while it is checked)."""
+    rules, study = _session["rules"], _session["study"]
+    if rules is None:
+        return frame
+    flat = frame if isinstance(frame.index, pd.RangeIndex) else frame.reset_index()
+    flat.columns = [str(c) for c in flat.columns]
+    out, _ = disclosure.protect_table("displayed", flat, rules, disclosure.hidden_entries(study))
+    if flat is frame:
+        return out
+    out = out.set_index(list(out.columns[:frame.index.nlevels]))
+    out.index.names = frame.index.names
+    out.columns = frame.columns
+    return out
 
 
 def _number(value) -> str:
@@ -57,6 +107,12 @@ def results(frame: pd.DataFrame) -> pd.DataFrame:
         "p": [_p(v) for v in frame["p_value"]],
         "n": [_number(v) for v in frame["n"]],
     })
+    rules = _session["rules"]
+    rows = {name: i for i, name in enumerate(frame["name"])}
+    for name, fields in _hidden(frame).items():
+        for field in fields:
+            if field in _SHOWN_IN:
+                table.iat[rows[name], table.columns.get_loc(_SHOWN_IN[field])] = rules.marker
     if "published_source" in frame:
         table["published"] = [
             _number(p if pd.notna(p) else e) + (f" ({_number(lo)} to {_number(hi)})" if pd.notna(lo) else "")
@@ -65,6 +121,18 @@ def results(frame: pd.DataFrame) -> pd.DataFrame:
                                        frame["published_p_value"], frame["published_source"], strict=True)
         ]
     return table
+
+
+def _hidden(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """Under the study's rules, the fields of each row of a results frame that `Ledger.save` would hide, by the
+    row's ledger name (an outcome's entries are hidden together, with those another notebook hid)."""
+    if _session["rules"] is None:
+        return {}
+    entries = {row["name"]: {k: row[k] for k in ("method", "n", "warnings", *disclosure.RESULT_FIELDS)
+                             if k in row and row[k] is not None and not (k != "warnings" and pd.isna(row[k]))}
+               for row in frame.to_dict("records")}
+    _, hidden = disclosure.protect_entries(entries, _session["rules"], disclosure.hidden_families(_session["study"]))
+    return {found["entry"]: found["fields"] for found in hidden}
 
 
 def figure(drawn: Figure, dpi: int = 110) -> Image:
@@ -85,7 +153,10 @@ def manifest(content: dict) -> pd.DataFrame:
 def warnings(frame: pd.DataFrame) -> Markdown:
     """Every model warning, once, as a sentence saying which results it concerns."""
     notes: dict[str, list[str]] = {}
+    hidden = {name for name, fields in _hidden(frame).items() if "warnings" in fields}
     for name, text in zip(frame["name"], frame["warnings"], strict=True):
+        if name in hidden:  # under disclosure control, with the numbers it is about
+            continue
         for sentence in filter(None, str(text or "").split("\n")):
             notes.setdefault(sentence, []).append(name)
     if not notes:
@@ -99,4 +170,4 @@ def warnings(frame: pd.DataFrame) -> Markdown:
 
 def findings(book: Ledger, template: str) -> Markdown:
     """The notebook's conclusion, its numbers taken from the ledger entries it recorded."""
-    return Markdown(render(textwrap.dedent(template).strip(), book.entries, where=f"findings of {book.notebook}"))
+    return Markdown(render(textwrap.dedent(template).strip(), book.released(), where=f"findings of {book.notebook}"))

@@ -5,6 +5,9 @@ A spreadsheet runs a cell that starts with =, +, -, @, a tab or a carriage retur
 single quote in front, which the spreadsheet shows as text; a number is never quoted (-0.11 stays -0.11, and so
 does a number held as text). `read` takes the quote off again, so that the figures and the paper get the text
 as it was.
+
+When the study's disclosure rules apply (analysis/disclosure.py), `export` writes the table as it may leave the
+TRE: a small count, and what it could be worked back from, is the profile's marker.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis import disclosure
 from analysis.config import Study
 from analysis.errors import StudyError
 from analysis.paths import atomic_write, relative
@@ -37,6 +41,10 @@ def _quote(value):
     return value
 
 
+def _missing(value) -> bool:
+    return isinstance(value, float) and value != value
+
+
 def _unquote(value):
     if isinstance(value, str) and value.startswith("'") and FORMULA.match(value, 1):
         return value[1:]
@@ -50,7 +58,16 @@ def unquote(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def export(study: Study, name: str, frame: pd.DataFrame) -> Path:
+    """Write a table as CSV; when the study's disclosure rules apply, as it may leave the TRE (small counts,
+    and what they could be worked back from, shown as the profile's marker), with a record of what was
+    hidden for the release's SDC report."""
     path = tables_dir(study) / f"{name}.csv"
+    rules = disclosure.profile(study)
+    if rules is not None:
+        frame, report = disclosure.protect_table(name, frame, rules, disclosure.hidden_entries(study))
+        # a protected column holds markers and numbers together (object): format its numbers as a float
+        # column's would be, so that the CSV reads the same with the rules on as off
+        frame = frame.map(lambda v: None if _missing(v) else FLOAT_FORMAT % v if isinstance(v, float) else v)
     frame = frame.map(_quote).rename(columns=_quote)
     # csv quotes a field that holds the line terminator ("\n"), not one with a bare carriage return, which
     # would split its row on reading: a table with one has every field quoted
@@ -58,6 +75,10 @@ def export(study: Study, name: str, frame: pd.DataFrame) -> Path:
     quoting = csv.QUOTE_ALL if any(isinstance(t, str) and "\r" in t for t in texts) else csv.QUOTE_MINIMAL
     with atomic_write(path, encoding="utf-8", newline="") as handle:
         frame.to_csv(handle, index=False, float_format=FLOAT_FORMAT, lineterminator="\n", quoting=quoting)
+    if rules is not None:
+        disclosure.write_record(study, f"table.{name}", {
+            "output": relative(path), "kind": "table", "rules": disclosure.rules_applied(rules),
+            "suppressed": report.suppressed, "review": report.review, "status": report.status})
     return path
 
 

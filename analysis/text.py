@@ -3,8 +3,9 @@
 A placeholder `{{ name | style }}` (or `{{ name | style:digits }}`) is replaced by the ledger entry
 `name` formatted by `style`. Unknown names and styles are errors, never blanks, so a manuscript
 cannot quietly lose a number. An entry the analysis could not estimate (no estimate, interval or
-p-value: a model that did not fit, say; its warnings say why) prints as "not estimated"; a field
-missing from an entry that has other numbers is an error, as the style does not suit that entry.
+p-value: a model that did not fit, say; its warnings say why) prints as "not estimated", and so does
+the interval of an estimate whose interval could not be computed; any other field missing from an entry
+that has other numbers is an error, as the style does not suit that entry.
 
 Styles (digits default in brackets):
 - `est` [2]: the estimate; `est_ci` [2]: estimate with "(95% CI low to high)"; `ci` [2]: "low to high"
@@ -16,6 +17,10 @@ Styles (digits default in brackets):
   benefit, "NNTH ..." for a harm, and "NNTB 32 (95% CI NNTB 6 to infinity to NNTH 8)" when the
   interval of the risk difference includes zero
 - `pub` [2]: the published value the entry reproduces, with its published interval; `pub_p`: its p-value
+
+An entry hidden by disclosure control (its `suppressed` says which numbers and why: analysis/disclosure.py)
+prints as the marker it says it is shown as ("*", "<10", "[REDACTED]"), the same as in the tables, in any
+style that needs a hidden number.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 
+from analysis.disclosure import marker_of
 from analysis.errors import StudyError
 from analysis.ledger import Entry
 
@@ -65,8 +71,16 @@ def _est(entry: Entry, digits: int) -> str:
     return number(entry.estimate, digits)
 
 
+def _no_interval(entry: Entry) -> bool:
+    """An estimate whose interval could not be computed (a limit at infinity: an odds ratio with no
+    events in one period, say), printed as such rather than refused."""
+    return entry.estimate is not None and (entry.conf_low is None or entry.conf_high is None)
+
+
 @style("ci")
 def _ci(entry: Entry, digits: int) -> str:
+    if _no_interval(entry):
+        return NOT_ESTIMATED
     _need(entry, "conf_low", "conf_high")
     return f"{number(entry.conf_low, digits)} to {number(entry.conf_high, digits)}"
 
@@ -83,6 +97,8 @@ def _pct(entry: Entry, digits: int) -> str:
 
 
 def _percent_interval(entry: Entry, digits: int, unit: str) -> str:
+    if _no_interval(entry):
+        return f"95% CI {NOT_ESTIMATED}"
     _need(entry, "conf_low", "conf_high")
     low, high = (number(100 * v, digits) for v in (entry.conf_low, entry.conf_high))
     return f"95% CI {low}{unit} to {high}{unit}"
@@ -203,11 +219,14 @@ def render(template: str, entries: Mapping[str, Entry], where: str = "text") -> 
             problems.append(f"'{name}': unknown style '{style_name}' (styles: {', '.join(sorted(STYLES))})")
             return match.group(0)
         function, default = STYLES[style_name]
+        entry = entries[name]
         try:
-            return function(entries[name], int(digits) if digits else default)
-        except NotEstimated:
-            return NOT_ESTIMATED
+            return function(entry, int(digits) if digits else default)
         except ValueError as error:
+            if entry.suppressed is not None:  # the number the style needs was hidden, not lost
+                return marker_of(entry.suppressed)
+            if isinstance(error, NotEstimated):
+                return NOT_ESTIMATED
             problems.append(f"'{name}' {error}, which style '{style_name}' needs")
             return match.group(0)
 

@@ -172,3 +172,15 @@ def test_an_entry_not_estimated_prints_so_in_every_style_of_its_own_numbers(styl
     failed = entry(warnings=["The model did not converge"])
     assert all(getattr(failed, field) is None for field in NUMBERS)
     assert render(f"OR {{{{ x | {style} }}}}", {"x": failed}) == "OR not estimated"
+
+
+@pytest.mark.parametrize("style, expected", [
+    ("est_ci", "OR 0.04 (95% CI not estimated)"),
+    ("ci", "OR not estimated"),
+    ("pct_ci", "OR 4.0% (95% CI not estimated)"),
+    ("pp_ci", "OR 4.0 percentage points (95% CI not estimated)"),
+])
+def test_an_estimate_without_an_interval_prints_its_interval_as_not_estimated(style, expected):
+    # an odds ratio with no events after the change: the point estimate exists, the upper limit does not
+    separated = entry(estimate=0.04, conf_low=0.001, n=120, warnings=["No events after the change"])
+    assert render(f"OR {{{{ x | {style} }}}}", {"x": separated}) == expected

@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from analysis import disclosure
 from analysis.config import Study
 from analysis.paths import relative
 from analysis.provenance import code_digest
 from analysis.run.cache import RunState, compute_key
 from analysis.run.kernel import ensure_kernel
-from analysis.run.pipeline import PIPELINE_FILE, Step, load_pipeline, select
+from analysis.run.pipeline import PIPELINE_FILE, Step, for_study, load_pipeline, select
 
 if TYPE_CHECKING:
     from analysis.run.execute import Outcome
@@ -47,18 +48,23 @@ def run_study(
     force: bool = False,
     jobs: int = 2,
     timeout: int = 600,
-    pipeline: Path = PIPELINE_FILE,
+    pipeline: Path | None = None,
     echo=print,
 ) -> Report:
     """Execute the study's notebooks that are out of date (all of them with `force`).
 
     A notebook starts once every notebook it needs has finished; up to `jobs` run at once. A failure
-    stops the notebooks that need the failed one, not the others.
+    stops the notebooks that need the failed one, not the others. A notebook whose `when:` the study file
+    does not declare is left out. `pipeline`: the pipeline file, `PIPELINE_FILE` as it is when called.
     """
     from analysis.data.step import remove_leftovers  # pandas and pyarrow: not for `python -m analysis list`
 
     started = time.perf_counter()
-    steps = select(load_pipeline(pipeline), notebooks)
+    steps = for_study(select(load_pipeline(pipeline or PIPELINE_FILE), notebooks), study, notebooks)
+    if disclosure.profile(study) is not None:
+        # one at a time, in the pipeline's order: a table exported by one notebook hides the rows of an outcome
+        # whose counts another notebook's ledger hid (disclosure.hidden_entries), so those must have run first
+        jobs = 1
     kernel = ensure_kernel()
     # a data step killed between its renames left patient-level copies; its notebook may now be up to date
     remove_leftovers(study)
@@ -114,5 +120,21 @@ def run_study(
                     finished.add(step.name)
                     state.record(step, key)
                     progress(step, f"ran in {outcome.seconds:.1f} s")
+    if not study.synthetic and steps:
+        report.ran += _row_level(study, steps[-1])
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _row_level(study: Study, last: Step) -> list[Outcome]:
+    """Real data: the run fails when any output (notebook, table, figure, report) holds a patient identifier or
+    a row-level date, checked every run (a notebook that is up to date may hold one too); never the values."""
+    from analysis.release import find_row_level, output_files
+    from analysis.run.execute import Outcome
+
+    findings, _ = find_row_level(study, output_files(study))
+    if not findings:
+        return []
+    return [Outcome(last, 0.0, f"{len(findings)} output(s) of a non-synthetic study hold row-level data "
+                               "(identifiers or dates); remove what prints them and rerun",
+                    "\n".join(f.sentence() for f in findings))]
