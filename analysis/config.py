@@ -36,6 +36,9 @@ from analysis.provenance import sha256_json
 
 STUDIES_DIR = ROOT / "studies"
 PERIODS = ("before", "after")
+# Columns the data step adds to every table (analysis/data/derive.py): a declared column of the same name would be
+# overwritten without a word, so it is refused at load.
+RESERVED_COLUMNS = ("period", "after", "month", "month_index")
 ColumnType = Literal["string", "integer", "number", "boolean", "date", "category"]
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # A study's name is a folder under data_derived/ and paper/build/: a study file `...yml` (name `..`) made
@@ -190,6 +193,9 @@ class TableSource(_Strict):
         default_factory=dict, description="column -> {code in the file: code in the dictionary}"
     )
     derive: dict[str, Derivation] = Field(default_factory=dict)
+    one_row_per: Literal["month", "week"] | None = Field(
+        None, description="an aggregated table: one row per month or per week (counts and denominators; as "
+                          "`design.time_unit`), not per patient")
 
     @field_validator("columns", mode="before")
     @classmethod
@@ -446,18 +452,29 @@ class Design(_Strict):
 
     `before_after` (the default): uncontrolled. `controlled_before_after`: `group` (intervention vs control)
     and `sites` (the column counted as sites) are required. `interrupted_time_series`: `change_point`
-    (default: the start of the after window) and `time_unit` (month)."""
+    (default: the start of the after window) and `time_unit` (month or week); with `group`, a controlled interrupted
+    time series (an intervention and a control series)."""
 
     type: Literal["before_after", "controlled_before_after", "interrupted_time_series"] = "before_after"
-    group: DesignGroup | None = Field(None, description="controlled before-after: intervention vs control")
+    group: DesignGroup | None = Field(None, description="controlled before-after, or the control series of an "
+                                                        "interrupted time series: intervention vs control")
     sites: str | None = Field(None, description="controlled before-after: the main table's column counted as sites")
     change_point: dt.date | None = Field(None, description="interrupted time series: the first date after the change "
                                                            "(default: the start of the after window)")
-    time_unit: Literal["month"] = Field("month", description="interrupted time series: the unit of the series")
+    time_unit: Literal["month", "quarter", "week"] = Field(
+        "month", description="the unit of the time points: of an interrupted time series (month or week: ISO "
+                             "weeks, Monday to Sunday), or of a controlled before-after study's event study and "
+                             "pre-period trend comparison (month or quarter)")
     seasonality: Literal["none", "fourier", "months"] = Field(
         "fourier", description="interrupted time series: Fourier terms (sine and cosine pairs) or month indicators")
     harmonics: int = Field(1, ge=1, le=6, description="interrupted time series: Fourier pairs (with `fourier`)")
     lags: int = Field(1, ge=0, le=12, description="interrupted time series: the Newey-West lag, in time units")
+    family: Literal["binomial", "poisson"] | None = Field(
+        None, description="interrupted time series: the model of the counts (default binomial for a binary "
+                          "outcome, poisson for a count with its exposure as the denominator)")
+    routinely_collected: StrictBool = Field(
+        False, description="the data were collected routinely, not for the study (administrative, registry or "
+                           "health-record data): the manuscript adds the RECORD items (Benchimol et al. 2015)")
 
     @model_validator(mode="after")
     def _consistent(self) -> Design:
@@ -465,9 +482,21 @@ class Design(_Strict):
         if controlled and (self.group is None or self.sites is None):
             raise ValueError("a controlled before-after design needs `group` (column, intervention, control) and "
                              "`sites` (the column counted as sites)")
-        if not controlled and (self.group is not None or self.sites is not None):
-            raise ValueError(f"`group` and `sites` are for type controlled_before_after, not {self.type}")
-        its_keys = [k for k in ("change_point", "seasonality", "harmonics", "lags") if k in self.model_fields_set]
+        if self.sites is not None and not controlled:
+            raise ValueError(f"`sites` is for type controlled_before_after, not {self.type}")
+        if self.group is not None and self.type == "before_after":
+            raise ValueError("`group` is for type controlled_before_after or interrupted_time_series (a control "
+                             "series), not before_after")
+        if self.type == "interrupted_time_series" and self.time_unit == "quarter":
+            raise ValueError("an interrupted time series is by month or by week, not `time_unit: quarter`")
+        if self.type != "interrupted_time_series" and self.time_unit == "week":
+            raise ValueError(f"`time_unit: week` is for an interrupted time series; a {self.type} study's time "
+                             "points are months or quarters")
+        if self.time_unit == "week" and self.seasonality == "months":
+            raise ValueError("`seasonality: months` (calendar-month indicators) does not fit a weekly series: a "
+                             "week can straddle two months; use `seasonality: fourier` (period 52.18 weeks) or none")
+        its_keys = [k for k in ("change_point", "seasonality", "harmonics", "lags", "family")
+                    if k in self.model_fields_set]
         if self.type != "interrupted_time_series" and its_keys:
             raise ValueError(f"`{'`, `'.join(its_keys)}` {'is' if len(its_keys) == 1 else 'are'} for type "
                              f"interrupted_time_series, not {self.type}")
@@ -489,11 +518,22 @@ class Power(_Strict):
     steps: StrictInt | None = Field(None, ge=2, description="a stepped wedge with this many steps (steps + 1 periods)")
     alpha: float = Field(0.05, gt=0, lt=1, description="two-sided significance level")
     target: float = Field(0.8, gt=0, lt=1, description="the power the sizes are given for")
+    design: Literal["before_after", "controlled_before_after", "interrupted_time_series", "stepped_wedge"] | None = (
+        Field(None, description="the design to simulate (default: stepped_wedge with `steps`, else `design.type`)"))
+    months: list[StrictInt] | None = Field(
+        None, min_length=1, description="interrupted time series: months before (and as many after) the change")
+    simulations: StrictInt = Field(1000, ge=1, description="datasets simulated per grid point (`--simulate`)")
+    seed: StrictInt = Field(20261130, ge=0, description="the seed of the simulation's one SeedSequence")
 
     @model_validator(mode="after")
     def _consistent(self) -> Power:
         if self.icc is not None and self.cluster_sd is not None:
             raise ValueError("give `icc` or `cluster_sd`, not both")
+        if (self.design == "stepped_wedge") != (self.steps is not None) and self.design is not None:
+            raise ValueError("`steps` goes with `design: stepped_wedge`, and a stepped wedge needs `steps`")
+        if self.months is not None and any(m < 3 for m in self.months):
+            raise ValueError("an interrupted time series needs at least 3 months before and 3 after the change "
+                             "(Cochrane EPOC): every `months` value must be 3 or more")
         if any(m < 1 for m in self.cluster_size) or any(k < 1 for k in self.clusters):
             raise ValueError("cluster sizes and numbers of clusters must be at least 1")
         if self.steps is not None and any(k < self.steps for k in self.clusters):
@@ -508,6 +548,23 @@ class Power(_Strict):
                 raise ValueError(f"effect {effect} on the {self.effect_scale} scale gives no valid after-period "
                                  f"proportion different from the baseline {p0}")
         return self
+
+
+class Disclosure(_Strict):
+    """Statistical disclosure control of the outputs (analysis/disclosure.py), in ACRO's names; a key left out
+    takes the profile's value."""
+
+    profile: Literal["acro", "nhs_hes", "opensafely"] = Field("acro", description="the TRE's rules")
+    apply: StrictBool | None = Field(None, description="default: when the data are not synthetic; true previews a "
+                                     "release of a synthetic study")
+    safe_threshold: StrictInt | None = Field(None, ge=1, description="a count below this is suppressed")
+    safe_dof_threshold: StrictInt | None = Field(None, ge=1, description="fewest residual degrees of freedom")
+    safe_nk_n: StrictInt | None = Field(None, ge=1, description="(n, k) dominance: the n largest contributions")
+    safe_nk_k: float | None = Field(None, gt=0, le=1, description="(n, k) dominance: their largest share")
+    safe_pratio_p: float | None = Field(None, gt=0, le=1, description="p-ratio: the smallest remainder share")
+    zeros_are_disclosive: StrictBool | None = None
+    safe_round_base: StrictInt | None = Field(None, ge=0, description="round shown counts to this base (0: no)")
+    marker: str | None = Field(None, min_length=1, description="how a suppressed value is shown")
 
 
 class Study(_Strict):
@@ -534,6 +591,9 @@ class Study(_Strict):
     seeds: Seeds
     outputs: Outputs = Field(default_factory=Outputs)
     power: Power | None = Field(None, description="planning the next study: `python -m analysis power`")
+    # left out of the parameters' hash (and so of every ledger entry's provenance) when the key is absent
+    disclosure: Disclosure | None = Field(None, exclude_if=lambda value: value is None,
+                                          description="disclosure control of the outputs (default: on for real data)")
 
     @field_validator("published")
     @classmethod
@@ -596,6 +656,16 @@ class Study(_Strict):
                 problems.append(f"{where}: column '{column}' is not declared in tables.{table}.columns")
 
         main = self.main_table
+        for name, table in self.tables.items():
+            for kind, names in (("columns", table.columns), ("derive", table.derive)):
+                problems.extend(
+                    f"tables.{name}.{kind}.{column}: '{column}' is a name the data step gives its own columns "
+                    f"({', '.join(RESERVED_COLUMNS)}) and would overwrite; rename it, keeping the file's name in "
+                    f"`from:` (e.g. `{column}_recorded: {{from: {column}}}`)"
+                    for column in names if column in RESERVED_COLUMNS)
+            if table.one_row_per is not None and table.one_row_per != self.design.time_unit:
+                problems.append(f"tables.{name}.one_row_per: '{table.one_row_per}' but design.time_unit is "
+                                f"'{self.design.time_unit}'; make them the same")
         need("design.group", main, self.design.group.column if self.design.group else None)
         need("design.sites", main, self.design.sites)
         if self.design.type == "interrupted_time_series" and not self.period.by_date:

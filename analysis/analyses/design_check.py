@@ -5,7 +5,8 @@ EPOC review and what should they be called?" (EPOC resources for review authors,
 
 - an uncontrolled before-after study is not an eligible design ("strongly discouraged");
 - an interrupted time series needs a clearly defined point in time when the intervention occurred and at
-  least three data points before and three after it;
+  least three data points before and three after it (counted in the intervention series when a control series
+  is declared);
 - a controlled before-after study needs at least two intervention and two control sites, and contemporaneous
   data collection (the control's data cover the same dates as the intervention's).
 
@@ -41,8 +42,13 @@ def _entry(criterion: str, description: str, estimate: float, n: int | None, war
     return frame
 
 
-def _months(dates: pd.Series) -> pd.Series:
-    return pd.to_datetime(dates).dt.to_period("M")
+# The time points of a series: calendar months, or ISO weeks (Monday to Sunday, pandas' "W-SUN": a week ending on
+# Sunday), as analysis/analyses/its_counts.py counts them.
+FREQUENCIES = {"month": "M", "week": "W-SUN"}
+
+
+def _months(dates: pd.Series, unit: str = "month") -> pd.Series:
+    return pd.to_datetime(dates).dt.to_period(FREQUENCIES[unit])
 
 
 def uncontrolled(study: Study) -> pd.DataFrame:
@@ -55,21 +61,27 @@ def uncontrolled(study: Study) -> pd.DataFrame:
 
 
 def time_points(study: Study, main: pd.DataFrame) -> pd.DataFrame:
-    """Interrupted time series: the months with data before the change point and from it on (EPOC: at least 3
-    each)."""
-    months = _months(main[study.period.column]).dropna()
-    change = pd.Period(study.change_point, freq="M")
+    """Interrupted time series: the months (or weeks, with `design.time_unit: week`) with data before the change
+    point and from it on (EPOC: at least 3 each), in the intervention series when there is a control series
+    (`design.group`). The week holding the change point counts as after it."""
+    group = study.design.group
+    if group is not None:
+        main = main[main[group.column].astype("string") == str(group.intervention)]
+    unit = study.design.time_unit
+    months = _months(main[study.period.column], unit).dropna()
+    change = pd.Period(study.change_point, freq=FREQUENCIES[unit])
+    shown_change = change if unit == "month" else f"the week of {study.change_point}"
     counts = {"before": int(months[months < change].nunique()), "after": int(months[months >= change].nunique())}
     frames = []
     for side, count in counts.items():
         where = "before the change point" if side == "before" else "from the change point on"
         warning = None
         if count < MINIMUM_POINTS:
-            warning = (f"Fewer than {MINIMUM_POINTS} time points {where} ({count} months with data): EPOC's minimum "
-                       f"criteria for an interrupted time series are a clearly defined change point and at least "
-                       f"{MINIMUM_POINTS} data points before and {MINIMUM_POINTS} after it ({SOURCE}).")
-        frames.append(_entry(f"points_{side}", f"Time points (months with data) {where}, {change} (EPOC: at least "
-                             f"{MINIMUM_POINTS})", count, int((months < change).sum() if side == "before"
+            warning = (f"Fewer than {MINIMUM_POINTS} time points {where} ({count} {unit}s with data): EPOC's "
+                       f"minimum criteria for an interrupted time series are a clearly defined change point and "
+                       f"at least {MINIMUM_POINTS} data points before and {MINIMUM_POINTS} after it ({SOURCE}).")
+        frames.append(_entry(f"points_{side}", f"Time points ({unit}s with data) {where}, {shown_change} (EPOC: "
+                             f"at least {MINIMUM_POINTS})", count, int((months < change).sum() if side == "before"
                                                               else (months >= change).sum()), warning))
     return combine(*frames)
 

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 import pandas as pd
 from matplotlib.figure import Figure as Drawn
 
-from analysis import figures
+from analysis import disclosure, figures
+from analysis.analyses.its_counts import its_outcomes
 from analysis.analyses.outcomes import outcome_data
-from analysis.analyses.robustness import time_series_outcomes
 from analysis.config import PERIODS, Study
+from analysis.figures.plots import event_study as event_study_figure
 from analysis.ledger import Entry
 
 
@@ -27,7 +28,7 @@ class Figure:
     """One figure of the study: its file name, the figure function, the outcomes it shows."""
 
     name: str
-    kind: str  # proportions, forest, monthly, its, levels, values, by_cluster
+    kind: str  # proportions, forest, monthly, its, event_study, levels, values, by_cluster
     keys: tuple[str, ...] = ()
     options: dict = field(default_factory=dict)
 
@@ -37,16 +38,11 @@ def _main_binary(study: Study) -> list[str]:
             and o.does("proportions")]
 
 
-def its_outcomes(study: Study) -> list[str]:
-    """The outcomes notebook 05 fits an interrupted time series to (its_counts): none unless the design is one."""
-    if study.design.type != "interrupted_time_series":
-        return []
-    return [k for k in time_series_outcomes(study) if study.outcomes[k].type == "binary"]
-
-
-def figures_of(study: Study, has_monthly: bool, has_its: bool | None = None) -> list[Figure]:
+def figures_of(study: Study, has_monthly: bool, has_its: bool | None = None,
+               has_event_study: bool = False) -> list[Figure]:
     """The study's figures, in the order the notebook draws them. `has_its`: whether notebook 05 exported
-    interrupted time series curves (default: whenever the design is one and the monthly series are drawn)."""
+    interrupted time series curves (default: whenever the design is one and the monthly series are drawn);
+    `has_event_study`: whether notebook 05 exported a controlled before-after study's event study."""
     binary = _main_binary(study)
     found = []
     if binary:
@@ -69,6 +65,8 @@ def figures_of(study: Study, has_monthly: bool, has_its: bool | None = None) -> 
     its_keys = its_outcomes(study)
     if its_keys and (has_monthly if has_its is None else has_its):
         found.append(Figure("its", "its", tuple(its_keys)))
+    if has_event_study and study.design.type == "controlled_before_after":
+        found.append(Figure("event_study", "event_study"))
     for key, o in study.outcomes.items():
         if o.does("by_cluster") and study.clusters.primary:
             found.append(Figure(f"{key.replace('.', '_')}_by_{study.clusters.primary}", "by_cluster", (key,)))
@@ -138,11 +136,14 @@ def monthly(table: pd.DataFrame, study: Study) -> pd.DataFrame:
 
 
 def its(table: pd.DataFrame, study: Study, keys: tuple[str, ...]) -> pd.DataFrame:
-    """Notebook 05's exported `its_curves`, for the outcomes of the figure, months as dates."""
+    """Notebook 05's exported `its_curves`, for the outcomes of the figure, months (2009-01) or weeks (their
+    Monday, 2009-01-05) as dates."""
     labels = study.period.labels()
     part = table[table["outcome"].isin(keys)]
-    return part.assign(month=pd.to_datetime(part["month"] + "-01"), period_label=part["period"].map(labels))[
-        ["measure", "month", "period", "period_label", "events", "n", "observed", "fitted", "counterfactual"]]
+    dates = pd.to_datetime(part["month"].astype(str), format="ISO8601")
+    return part.assign(month=dates, period_label=part["period"].map(labels))[
+        ["measure", "series", "month", "period", "period_label", "events", "n", "observed", "fitted",
+         "counterfactual"]]
 
 
 def by_cluster(table: pd.DataFrame) -> pd.DataFrame:
@@ -150,9 +151,57 @@ def by_cluster(table: pd.DataFrame) -> pd.DataFrame:
         ["team", "period_label", "accepted", "n", "estimate", "conf_low", "conf_high"]]
 
 
+def _numbers(frame: pd.DataFrame, marker: str) -> pd.DataFrame:
+    """An exported table under disclosure control as numbers: a hidden cell (the marker) is missing."""
+    frame = frame.mask(frame.eq(marker))
+    for column in frame.columns:
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        if numbers.notna().sum() == frame[column].notna().sum():
+            frame[column] = numbers
+    return frame
+
+
+def hidden(figure: Figure, study: Study, exported) -> str | None:
+    """The sentence that says what disclosure control left out of a figure (None: nothing, or no rules)."""
+    rules = disclosure.profile(study)
+    if rules is None:
+        return None
+    if figure.kind == "values":
+        return ("Under disclosure control no patient is drawn: boxes show medians and quartiles, whiskers the 10th "
+                f"to 90th percentiles; a group of fewer than {rules.safe_threshold} is not drawn (n = {rules.marker}).")
+    names = {"monthly": "monthly", "its": "its_curves", "levels": "{role}_{key}_levels",
+             "by_cluster": f"{{role}}_{{key}}_by_{study.clusters.primary}"}
+    if figure.kind not in names:
+        return None
+    (key, *_) = figure.keys or (None,)
+    name = names[figure.kind].format(role=study.outcomes[key].role if key else "", key=key)
+    if not exported(name).eq(rules.marker).to_numpy().any():
+        return None
+    left_out = {"monthly": "months whose counts are suppressed are left out of the points and lines",
+                "its": "months whose counts are suppressed are left out of the observed points",
+                "levels": "levels whose counts are suppressed are left out, and the percentages are of the "
+                          "levels shown",
+                "by_cluster": f"{study.clusters.primary} groups whose counts are suppressed are left out"}
+    return f"Under disclosure control ({rules.description}): {left_out[figure.kind]}."
+
+
 def draw(figure: Figure, study: Study, entries: dict[str, Entry], tables: dict[str, pd.DataFrame],
          exported) -> Drawn:
-    """Draw one of the study's figures; `exported(name)` reads a table another notebook exported."""
+    """Draw one of the study's figures; `exported(name)` reads a table another notebook exported.
+
+    Under disclosure control (analysis/disclosure.py) the figure shows what the exported tables and the ledger
+    show: their hidden cells are left out (`hidden` says so in a sentence), and no patient's value is drawn."""
+    rules = disclosure.profile(study)
+    if rules is not None:
+        read = exported
+
+        def exported(name: str) -> pd.DataFrame:
+            frame = _numbers(read(name), rules.marker)
+            if figure.kind == "levels":  # a level hidden in one period is left out of both
+                return frame[~frame["level"].isin(frame.loc[frame["count"].isna(), "level"])]
+            if figure.kind == "by_cluster":
+                return frame.dropna(subset=["events", "n", "estimate"])
+            return frame
     outcomes = [study.outcomes[k] for k in figure.keys]
     units = list(dict.fromkeys(study.unit(o.table) for o in outcomes))
     if figure.kind == "proportions":
@@ -168,14 +217,19 @@ def draw(figure: Figure, study: Study, entries: dict[str, Entry], tables: dict[s
     if figure.kind == "values":
         first = outcomes[0]
         worse = {"worse": "(higher = worse)", "better": "(higher = better)"}.get(first.higher or "", "")
+        summary = {} if rules is None else {"points": False, "smallest": rules.safe_threshold,
+                                             "marker": rules.marker}
         return figures.mai_change(values(tables, study, figure.keys), ylabel=first.axis_label or first.label,
-                                  worse=worse)
+                                  worse=worse, **summary)
     if figure.kind == "monthly":
         return figures.monthly(monthly(exported("monthly"), study), change=study.period.after.start,
                                xlabel="Month")
+    if figure.kind == "event_study":
+        return event_study_figure(exported("event_study"), unit=study.design.time_unit)
     if figure.kind == "its":
         return figures.its(its(exported("its_curves"), study, figure.keys), change=study.change_point,
-                           change_label="Change point", xlabel="Month")
+                           change_label="Change point",
+                           xlabel="Week (its Monday)" if study.design.time_unit == "week" else "Month")
     (key,) = figure.keys
     return figures.acceptance_by_team(
         by_cluster(exported(f"{outcomes[0].role}_{key}_by_{study.clusters.primary}")),

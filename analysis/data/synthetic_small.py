@@ -19,6 +19,9 @@ user's column names and codes, not the data dictionary's), so that their study f
 - `mortality_its`: an interrupted time series, one row per admission to a made-up trust over five years with
   whether the patient died in hospital; a winter excess, and from January 2009 a step and a change of trend
   whose deaths averted come to about 450 (the number of a public claim for which no data were published).
+- `mortality_its_monthly`: the same trust's admissions and deaths as a published-style monthly table (one row
+  per series and month, no patients), beside the region's other trusts combined, whose mortality also fell from
+  2009, by less (a national secular change): a controlled interrupted time series from aggregated counts.
 
 Every outcome improves after the change (the effects are parameters, written in the README and the
 sidecar), and clusters differ (normal random intercepts on the linear-predictor scale). Nothing
@@ -478,6 +481,67 @@ MORTALITY_ITS_COLUMNS = (
 
 
 @dataclass(frozen=True)
+class MortalityMonthlyParameters:
+    seed: int = _doc("seed of numpy's default_rng for the comparison trusts (the intervention trust's months are "
+                     "those of `mortality_its`, made with its own seed and parameters)", 20090106)
+    trusts: tuple[str, str] = _doc("the intervention trust and the comparison series (the region's other trusts, "
+                                   "combined)", ("Intervention trust", "Comparison trusts"))
+    admissions_per_month: float = _doc("comparison trusts: mean admissions per month (Poisson), before the winter "
+                                       "excess (several trusts combined: a series less noisy than one trust's)",
+                                       6000.0)
+    risk_before: float = _doc("comparison trusts: risk of dying in hospital at the first month, seasonal term 0",
+                              0.045)
+    level_change: float = _doc("comparison trusts: log odds ratio of dying from January 2009 (a secular step, as "
+                               "national mortality fell)", -0.05)
+    slope_change: float = _doc("comparison trusts: change in the log odds per month from January 2009", -0.003)
+
+
+def _mortality_monthly(p: MortalityMonthlyParameters) -> tuple[pd.DataFrame, dict]:
+    its = MortalityItsParameters()
+    admissions, _ = _mortality_its(its)
+    month = admissions["Admission date"].str.slice(0, 7)
+    treated = admissions.assign(month=month, died=admissions["Died in hospital"] == "Y").groupby("month").agg(
+        Admissions=("died", "size"), Deaths=("died", "sum")).reset_index()
+    rng = np.random.default_rng(p.seed)
+    first = pd.Period(its.first_month, freq="M")
+    rows = []
+    achieved = {}
+    for name, numbers in (("intervention", treated), ("comparison", None)):
+        for t in range(its.months):
+            period = first + t
+            if numbers is not None:
+                n, deaths = int(numbers["Admissions"].iloc[t]), int(numbers["Deaths"].iloc[t])
+            else:
+                winter = np.cos(2 * np.pi * period.month / 12)
+                n = int(rng.poisson(p.admissions_per_month * (1 + its.winter_admissions * winter)))
+                after = t >= its.change_month
+                score = (_logit(p.risk_before) + its.pre_trend * t + its.winter_log_odds * winter
+                         + after * (p.level_change + p.slope_change * (t - its.change_month)))
+                deaths = int(rng.binomial(n, _expit(np.array([score]))[0]))
+            trust = p.trusts[0] if numbers is not None else p.trusts[1]
+            rows.append({"Month": f"{period}-01", "Trust": trust, "Admissions": str(n), "Deaths": str(deaths)})
+            key = f"{name}_{'after' if t >= its.change_month else 'before'}"
+            group = achieved.setdefault(key, {"months": 0, "admissions": 0, "deaths": 0})
+            group["months"] += 1
+            group["admissions"] += n
+            group["deaths"] += deaths
+    for numbers in achieved.values():
+        numbers["mortality"] = numbers["deaths"] / numbers["admissions"]
+    return pd.DataFrame(rows), achieved
+
+
+MORTALITY_MONTHLY_COLUMNS = (
+    ("Month", "the calendar month, as its first day (`YYYY-MM-01`)", "January 2007 to December 2011, for each trust"),
+    ("Trust", "`Intervention trust` (the trust of `mortality_its`) or `Comparison trusts` (the region's other "
+     "trusts, combined)", "one row per series and month"),
+    ("Admissions", "admissions in the month", "intervention trust: counted from `mortality_its`'s rows; comparison "
+     "trusts: Poisson, more in winter"),
+    ("Deaths", "in-hospital deaths among them", "intervention trust: counted from `mortality_its`'s rows; "
+     "comparison trusts: binomial, with the same secular trend and winter excess and a smaller change from 2009"),
+)
+
+
+@dataclass(frozen=True)
 class Dataset:
     """A committed synthetic dataset: where it goes, the study that reads it, how it is made, and the
     words for its README."""
@@ -485,17 +549,20 @@ class Dataset:
     name: str  # files: <name>_patients.csv, <name>.generator.json
     folder: str
     study: str
-    parameters: DiscrepancyParameters | FourOutcomesParameters | ControlledParameters | MortalityItsParameters
+    parameters: (DiscrepancyParameters | FourOutcomesParameters | ControlledParameters | MortalityItsParameters
+                 | MortalityMonthlyParameters)
     make: Callable[..., tuple[pd.DataFrame, dict]]
     title: str
     design: str
     columns: tuple[tuple[str, str, str], ...]
     # replaces the README's paragraph on cluster intercepts, for a dataset without clusters
     effects: str | None = None
+    # what a row is: `patients`, or `months` for an aggregated table
+    rows: str = "patients"
 
     @property
     def data_file(self) -> str:
-        return f"{self.name}_patients.csv"
+        return f"{self.name}_{self.rows}.csv"
 
 
 DISCREPANCY = Dataset(
@@ -549,7 +616,25 @@ MORTALITY_ITS = Dataset(
     "segmented regression estimates it from the monthly counts.",
 )
 
-DATASETS = {d.name: d for d in (DISCREPANCY, FOUR_OUTCOMES, CONTROLLED, MORTALITY_ITS)}
+MORTALITY_MONTHLY = Dataset(
+    "mortality_its_monthly_synthetic", "data_raw/mortality_its_monthly", "studies/mortality_its_monthly.yml",
+    MortalityMonthlyParameters(), _mortality_monthly,
+    "Monthly admissions and in-hospital deaths of a made-up trust and its region's other trusts, as a published "
+    "table (controlled interrupted time series)",
+    "A table as a trust might publish it: one row per series (the trust, and its region's other trusts combined) "
+    "and month, January 2007 to December 2011, with the admissions and the in-hospital deaths, and no patient "
+    "rows. The intervention trust's numbers are the monthly totals of the `mortality_its` dataset (the trust "
+    "imagined to appoint its leaders by shared values from January 2009, built around the public claim of "
+    "\"450 more patients survive\" for which no data were "
+    "published); the comparison trusts share its secular trend and winter excess, and their mortality also falls "
+    "from January 2009, by less (a national change that an uncontrolled series would credit to the intervention).",
+    MORTALITY_MONTHLY_COLUMNS,
+    "There are no clusters. The effects are on the log-odds scale, per admission; the intervention trust's are "
+    "those of `mortality_its` (its README).",
+    "months",
+)
+
+DATASETS = {d.name: d for d in (DISCREPANCY, FOUR_OUTCOMES, CONTROLLED, MORTALITY_ITS, MORTALITY_MONTHLY)}
 
 
 def _csv_bytes(table: pd.DataFrame) -> bytes:
@@ -577,6 +662,8 @@ def _cell(value) -> str:
 
 def _readme(dataset: Dataset, rows: int, achieved: dict) -> str:
     p = dataset.parameters
+    what_rows = ("patients, one row each" if dataset.rows == "patients" else
+                 f"rows of counts, one per {dataset.rows.removesuffix('s')} (and group), no patients")
     lines = [
         f"# SYNTHETIC data: {dataset.title} (not real patients)",
         "",
@@ -596,7 +683,7 @@ def _readme(dataset: Dataset, rows: int, achieved: dict) -> str:
         "",
         "| file | what it is |",
         "|---|---|",
-        f"| `{dataset.data_file}` | {rows} patients, one row each; UTF-8 CSV |",
+        f"| `{dataset.data_file}` | {rows} {what_rows}; UTF-8 CSV |",
         f"| `{dataset.name}{GENERATOR_SUFFIX}` | generator, version, seed, every parameter, what was achieved, "
         "each file's sha256 and rows |",
         "| `README.md` | this file |",

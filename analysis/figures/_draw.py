@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib import dates as mdates
-from matplotlib import transforms
+from matplotlib import ticker, transforms
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -204,3 +204,13 @@ def finish_monthly_panels(figure: Figure, axes: np.ndarray, *, change, change_la
             found.setdefault(label, handle)
     order = [periods[k] for k in style.PERIODS if periods[k] in found] + [line for line in lines if line in found]
     figure.legend([found[k] for k in order], order, loc="outside upper center", ncols=ncols)
+
+
+def percent_axis(ax, values: np.ndarray) -> None:
+    """A percent axis from 0 to a little above the highest value (at most 100), so that a rate of 2% is not
+    squashed against a 0-100 axis; it always starts at 0, so that the height of a point reads as its size."""
+    finite = np.asarray(values, float)
+    finite = finite[np.isfinite(finite)]
+    top = min(100.0, 100 * float(finite.max()) * 1.15) if finite.size and finite.max() > 0 else 1.0
+    ax.set_ylim(0, top)
+    ax.yaxis.set_major_locator(ticker.MaxNLocator(nbins=5))

@@ -11,7 +11,7 @@ import textwrap
 
 import numpy as np
 import pandas as pd
-from matplotlib import ticker, transforms
+from matplotlib import cbook, ticker, transforms
 from matplotlib.lines import Line2D
 
 from analysis.figures import style
@@ -22,6 +22,7 @@ from analysis.figures._draw import (
     in_order,
     monthly_points,
     new_figure,
+    percent_axis,
     percent_intervals,
     period_keys,
     period_legend,
@@ -235,13 +236,18 @@ def harm_severity(frame: pd.DataFrame, *, width="single", height_mm: float | Non
 @figure_function
 def mai_change(frame: pd.DataFrame, *, width="single", height_mm: float | None = None,
                ylabel: str = "Change in MAI (points)",
-               worse: str = "(higher = less appropriate)"):
+               worse: str = "(higher = less appropriate)", points: bool = True, smallest: int = 0,
+               marker: str = "*"):
     """Change in the Medication Appropriateness Index by period, every patient shown over a box plot.
 
     frame columns: `period_label` (the earlier period first, or give a `period` column), `timepoint`
     (groups in order of appearance, e.g. "pre-admission to admission"), `change` (one row per patient).
     Patients with the same value are set side by side (no random jitter, so nothing to seed); the box
     shows median, quartiles and whiskers to 1.5 IQR. `worse` says which direction is worse.
+
+    Under disclosure control (`points=False`) no patient is drawn: the whiskers run from the 10th to the
+    90th percentile (a whisker at 1.5 IQR ends on one patient's value), and a group of fewer than `smallest`
+    patients is not drawn, its n shown as `marker`.
     """
     require(frame, ["period_label", "timepoint", "change"], "mai_change")
     keys, periods = period_keys(frame, "mai_change")
@@ -266,17 +272,27 @@ def mai_change(frame: pd.DataFrame, *, width="single", height_mm: float | None =
                 continue
             x = group + dodge[key]
             colour = style.PERIOD_COLOURS[key]
-            ax.scatter(x + side_by_side(values, room=0.3, step=0.035), values, s=7,
+            shown = values if points else values[:0]  # the empty scatter still labels the period's legend
+            ax.scatter(x + side_by_side(shown, room=0.3, step=0.035), shown, s=7,
                        marker=style.PERIOD_MARKERS[key], color=colour, alpha=0.85, linewidths=0,
                        label=label if group == 0 else None, zorder=2)
-            ax.boxplot([values], positions=[x], widths=0.34, capwidths=0.14, orientation="vertical",
-                       showfliers=False,
-                       manage_ticks=False, zorder=3,
-                       boxprops={"color": style.INK, "linewidth": 0.8},
-                       whiskerprops={"color": style.INK, "linewidth": 0.8},
-                       capprops={"color": style.INK, "linewidth": 0.8},
-                       medianprops={"color": style.INK, "linewidth": 1.8})
             positions.append(x)
+            if len(values) < smallest:
+                counts.append(f"n = {marker}")
+                continue
+            box = {"positions": [x], "widths": 0.34, "capwidths": 0.14, "orientation": "vertical",
+                   "showfliers": False, "manage_ticks": False, "zorder": 3,
+                   "boxprops": {"color": style.INK, "linewidth": 0.8},
+                   "whiskerprops": {"color": style.INK, "linewidth": 0.8},
+                   "capprops": {"color": style.INK, "linewidth": 0.8},
+                   "medianprops": {"color": style.INK, "linewidth": 1.8}}
+            if points:
+                ax.boxplot([values], **box)
+            else:
+                # matplotlib ends a whisker on the last patient inside its range: here, on the percentile itself
+                stats = cbook.boxplot_stats(values)[0]
+                stats.update(whislo=np.percentile(values, 10), whishi=np.percentile(values, 90))
+                ax.bxp([stats], **box)
             counts.append(f"n = {len(values)}")
     ax.axhline(0, color=style.REFERENCE_LINE, linewidth=0.7, zorder=1)
     ax.set_xticks(positions, counts)
@@ -301,7 +317,8 @@ def monthly(frame: pd.DataFrame, *, change, change_label: str = "Change of servi
 
     frame columns: `measure` (label; panels top to bottom in order of appearance), `month`
     (datetime, first of month), `period` ("before"/"after"), `events`, `n`, `proportion`, `fitted`,
-    `centre`, `lcl`, `ucl` (fractions 0-1; p-chart centre and 3-sigma limits per month and period).
+    `centre`, `lcl`, `ucl` (fractions 0-1; p-chart centre and 3-sigma limits per month and period). The
+    percent axis runs from 0 to a little above the highest point or limit, so that low rates are not squashed.
     `change`: the date of the change of service, marked by a vertical line. Legend names for the
     periods come from `period_labels`, else a `period_label` column, else "Before" and "After".
     """
@@ -329,8 +346,7 @@ def monthly(frame: pd.DataFrame, *, change, change_label: str = "Change of servi
             ax.plot(x, 100 * months["fitted"], color=style.INK, linewidth=1.3, label="Segmented regression")
             monthly_points(ax, x, months["proportion"], key, labels[key])
         ax.axvline(change, color=style.REFERENCE_LINE, linewidth=0.8, linestyle=(0, (5, 2)), zorder=1)
-        ax.set_ylim(0, 100)
-        ax.set_yticks(range(0, 101, 25))
+        percent_axis(ax, part[["proportion", "fitted", "centre", "ucl"]].to_numpy(float))
         ax.grid(axis="y")
         ax.set_ylabel(f"{measure} (%)")
     finish_monthly_panels(figure, axes, change=change, change_label=change_label, xlabel=xlabel,
@@ -347,12 +363,21 @@ def its(frame: pd.DataFrame, *, change, change_label: str = "Change", width="dou
 
     frame columns: `measure` (label; panels top to bottom in order of appearance), `month` (datetime, first
     of month), `period` ("before"/"after": before the change point or from it on), `observed`, `fitted`,
-    `counterfactual` (fractions 0-1; the counterfactual is drawn from the change on only).
-    `change`: the change point's date, marked by a vertical line. Legend names for the periods come from
-    `period_labels`, else a `period_label` column, else "Before" and "After".
+    `counterfactual` (fractions 0-1; the counterfactual is drawn from the change on only). An optional
+    `series` column ("intervention" or "control") adds a control series, drawn in grey (open circles and its
+    fit); the intervention series' counterfactual then carries the control's change. `change`: the change
+    point's date, marked by a vertical line. Legend names for the periods come from `period_labels`, else a
+    `period_label` column, else "Before" and "After". The percent axis runs from 0 to a little above the
+    highest value.
     """
     require(frame, ["measure", "month", "period", "observed", "fitted", "counterfactual"], "its")
-    unique(frame, ["measure", "month"], "its")
+    if "series" not in frame.columns:
+        frame = frame.assign(series="intervention")
+    unknown = sorted(set(frame["series"]) - {"intervention", "control"})
+    if unknown:
+        raise ValueError(f"its(): series must be 'intervention' or 'control', not {unknown}")
+    unique(frame, ["measure", "series", "month"], "its")
+    control_label, control_fit = "Control series (observed)", "Control series (fitted)"
     labels = series_periods(frame, period_labels, "its")
     fit_label, counter_label = "Fitted (segmented regression)", "Counterfactual: trend before the change continued"
     measures = in_order(frame["measure"])
@@ -360,8 +385,17 @@ def its(frame: pd.DataFrame, *, change, change_label: str = "Change", width="dou
 
     figure, axes = new_figure(width, height_mm or 28 + 42 * len(measures), nrows=len(measures), sharex=True)
     for ax, measure in zip(axes[:, 0], measures, strict=True):
-        part = frame[frame["measure"] == measure].sort_values("month")
-        top = 100 * float(np.nanmax(part[["observed", "fitted", "counterfactual"]].to_numpy(float)))
+        everything = frame[frame["measure"] == measure].sort_values("month")
+        control = everything[everything["series"] == "control"]
+        for key in style.PERIODS:
+            months = control[control["period"] == key]
+            if months.empty:
+                continue
+            x = months["month"].to_numpy("datetime64[D]")
+            ax.plot(x, 100 * months["fitted"], color=style.MUTED, linewidth=1.0, label=control_fit)
+            ax.plot(x, 100 * months["observed"], linestyle="none", marker="o", markerfacecolor="white",
+                    color=style.MUTED, markersize=3.6, markeredgewidth=0.8, zorder=3, label=control_label)
+        part = everything[everything["series"] == "intervention"]
         for key in style.PERIODS:
             months = part[part["period"] == key]
             if months.empty:
@@ -373,10 +407,122 @@ def its(frame: pd.DataFrame, *, change, change_label: str = "Change", width="dou
             ax.plot(x, 100 * months["fitted"], color=style.INK, linewidth=1.3, label=fit_label)
             monthly_points(ax, x, months["observed"], key, labels[key])
         ax.axvline(change, color=style.REFERENCE_LINE, linewidth=0.8, linestyle=(0, (5, 2)), zorder=1)
-        ax.set_ylim(0, top * 1.15 if top > 0 else 1)
-        ax.yaxis.set_major_locator(ticker.MaxNLocator(nbins=5))
+        percent_axis(ax, everything[["observed", "fitted", "counterfactual"]].to_numpy(float))
         ax.grid(axis="y")
         ax.set_ylabel(f"{measure} (%)")
+    controlled = bool((frame["series"] == "control").any())
+    if controlled:
+        counter_label_shown = "Counterfactual: with the control series' change"
+        for ax in axes[:, 0]:
+            for line in ax.get_lines():
+                if line.get_label() == counter_label:
+                    line.set_label(counter_label_shown)
+        counter_label = counter_label_shown
     finish_monthly_panels(figure, axes, change=change, change_label=change_label, xlabel=xlabel, months=(1, 7),
-                          periods=labels, lines=[fit_label, counter_label], ncols=2)
+                          periods=labels, lines=[fit_label, counter_label, *([control_label, control_fit]
+                                                                             if controlled else [])], ncols=2)
+    return figure
+
+
+# an event study's contrasts and their axis labels (the odds ratios' is the function's `ylabel`)
+EVENT_SCALES = {"ratio of odds ratios": "Ratio of odds ratios, intervention\nvs control (log scale)",
+                "ratio of rate ratios": "Ratio of rate ratios, intervention\nvs control (log scale)",
+                "difference in differences of means": "Difference in differences of\nmeans, intervention vs control"}
+
+
+@figure_function
+def event_study(frame: pd.DataFrame, *, unit: str = "quarter", width="single", height_mm: float | None = None,
+                ylabel: str = "Ratio of odds ratios, intervention\nvs control (log scale)"):
+    """An event study: the intervention group's odds ratio against the control group's at each time point,
+    relative to the last time point before the change (1, no interval), with 95% CIs; one panel per measure.
+
+    frame columns: `measure` (label; panels top to bottom in order of appearance), `time` (integer time point:
+    -1 the last before the change, 0 the first after), `estimate`, `conf_low`, `conf_high`. Points before the
+    change near 1 are what parallel trends look like; the change is marked between -1 and 0. An optional `scale`
+    column names each measure's contrast (:data:`EVENT_SCALES`): a ratio of rate ratios is drawn like the odds
+    ratios, on a log axis around 1, a difference in differences of means on a linear axis around 0, each panel
+    with its own axis label (``ylabel`` is for the odds ratios).
+    """
+    require(frame, ["measure", "time", "estimate", "conf_low", "conf_high"], "event_study")
+    unknown = sorted(set(frame["scale"]) - set(EVENT_SCALES)) if "scale" in frame.columns else []
+    if unknown:
+        raise ValueError(f"event_study(): scale must be one of {list(EVENT_SCALES)}, not {unknown}")
+    unique(frame, ["measure", "time"], "event_study")
+    measures = in_order(frame["measure"])
+    figure, axes = new_figure(width, height_mm or 30 + 45 * len(measures), nrows=len(measures), sharex=True)
+    for ax, measure in zip(axes[:, 0], measures, strict=True):
+        part = frame[frame["measure"] == measure].sort_values("time")
+        for key in style.PERIODS:
+            side = part[(part["time"] < 0) if key == "before" else (part["time"] >= 0)]
+            estimate = side["estimate"].to_numpy(float)
+            low = np.where(np.isfinite(side["conf_low"]), side["conf_low"], estimate)
+            high = np.where(np.isfinite(side["conf_high"]), side["conf_high"], estimate)
+            ax.errorbar(side["time"], estimate, yerr=[estimate - low, high - estimate], fmt=style.PERIOD_MARKERS[key],
+                        color=style.PERIOD_COLOURS[key], markersize=4.2, elinewidth=1.0, capsize=0, zorder=3)
+        scale = part["scale"].iloc[0] if "scale" in part.columns else "ratio of odds ratios"
+        difference = scale.startswith("difference")
+        ax.axhline(0.0 if difference else 1.0, color=style.REFERENCE_LINE, linewidth=0.7, zorder=1)
+        ax.axvline(-0.5, color=style.REFERENCE_LINE, linewidth=0.8, linestyle=(0, (5, 2)), zorder=1)
+        if not difference:
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+            ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.grid(axis="y")
+        ax.set_ylabel(ylabel if scale == "ratio of odds ratios" else EVENT_SCALES[scale])
+        if len(measures) > 1:
+            ax.set_title(measure, fontsize=style.LABEL_PT, fontweight="bold")
+    top, bottom = axes[0, 0], axes[-1, 0]
+    top.annotate("Change", (-0.5, 1.0), xycoords=("data", "axes fraction"), xytext=(0, 3), textcoords="offset points",
+                 ha="center", va="bottom", fontsize=style.TICK_PT)
+    times = sorted(int(t) for t in frame["time"].unique())
+    bottom.set_xticks(times, [f"{t:+d}" if t else "0" for t in times])
+    bottom.set_xlabel(f"{unit.capitalize()}s from the change (reference: -1)")
+    return figure
+
+
+@figure_function
+def power_curve(frame: pd.DataFrame, *, xlabel: str = "Clusters", targets=(0.8, 0.9), width="single",
+                height_mm: float | None = None):
+    """Power against size, one line per effect size with its 95% interval, and the target powers as
+    horizontal lines (80% and 90% by default); one panel per `panel` value (top to bottom).
+
+    frame columns: `panel` (label, "" for a single unlabelled panel), `effect` (label; lines in order of
+    appearance), `size` (the x axis: clusters, months...), `estimate`, `conf_low`, `conf_high` (fractions 0-1).
+    """
+    # one Okabe-Ito hue per effect size, neighbours differing in lightness as well as hue, and not orange and
+    # blue first, which mean before and after in the other figures; one marker shape each, for grey print
+    colours = ("bluish_green", "reddish_purple", "black", "sky_blue", "vermillion", "blue", "orange")
+    markers = ("o", "s", "^", "D", "v", "P", "X")
+    require(frame, ["panel", "effect", "size", "estimate", "conf_low", "conf_high"], "power_curve")
+    unique(frame, ["panel", "effect", "size"], "power_curve")
+    effects, panels = in_order(frame["effect"]), in_order(frame["panel"])
+    if len(effects) > len(colours):
+        raise ValueError(f"power_curve(): at most {len(colours)} effect sizes, got {len(effects)}")
+    figure, axes = new_figure(width, height_mm or 30 + 48 * len(panels), nrows=len(panels), sharex=True)
+    for ax, panel in zip(axes[:, 0], panels, strict=True):
+        for k, effect in enumerate(effects):
+            part = frame[(frame["panel"] == panel) & (frame["effect"] == effect)].sort_values("size")
+            if part.empty:
+                continue
+            estimate = 100 * part["estimate"].to_numpy(float)
+            ax.errorbar(part["size"], estimate, yerr=[estimate - 100 * part["conf_low"].to_numpy(float),
+                                                      100 * part["conf_high"].to_numpy(float) - estimate],
+                        color=style.OKABE_ITO[colours[k]], marker=markers[k], markersize=3.6,
+                        linewidth=1.2, elinewidth=0.8, capsize=0, label=effect, zorder=3)
+        for target in targets:
+            ax.axhline(100 * target, color=style.REFERENCE_LINE, linewidth=0.7, linestyle=(0, (4, 2)), zorder=1)
+            ax.annotate(f"{100 * target:g}%", (1.0, 100 * target), xycoords=("axes fraction", "data"),
+                        xytext=(2, 0), textcoords="offset points", ha="left", va="center", fontsize=style.TICK_PT)
+        ax.set_ylim(0, 100)
+        ax.yaxis.set_major_locator(ticker.MultipleLocator(20))
+        sizes = sorted(frame["size"].unique())
+        # ticks at the sizes simulated, so that each point reads off its own tick; a long grid gets round numbers
+        ax.xaxis.set_major_locator(ticker.FixedLocator(sizes) if len(sizes) <= 8 else ticker.MaxNLocator(integer=True))
+        ax.grid(axis="y")
+        ax.set_ylabel("Power (%)")
+        if panel:
+            ax.set_title(panel, fontsize=style.LABEL_PT, fontweight="bold")
+    axes[-1, 0].set_xlabel(xlabel)
+    # above the panels, as in the house's other figures: inside, a rising curve would run under it
+    figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside upper center", ncols=min(len(effects), 3))
     return figure

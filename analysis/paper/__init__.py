@@ -63,13 +63,18 @@ TO_WRITE = ".to-write"
 LATEX_ENGINES = ("xelatex", "lualatex", "pdflatex")
 HTML_WIDTH = "48em"
 # Digits that name conventions, not results: the confidence level, the guideline's version, the
-# control-chart limits, an R package. Anything else with a digit must come from a placeholder.
-CONVENTIONS = ("95%", "SQUIRE 2.0", "3-sigma", "lme4")
+# control-chart limits, an R package, a year in weeks (a weekly series' seasonal period). Anything else with a
+# digit must come from a placeholder.
+# the RECORD checklist's item numbers and reference (Benchimol et al. 2015), for a study of routinely collected data
+RECORD = ("1.1", "1.2", "1.3", "6.1", "6.2", "6.3", "7.1", "12.1", "12.2", "12.3", "13.1", "19.1", "22.1")
+CONVENTIONS = ("95%", "SQUIRE 2.0", "3-sigma", "lme4", "PLoS Med 2015;12:e1001885", "52.18 weeks",
+               *(f"RECORD {item}" for item in RECORD))
 CITATION = re.compile(r"\[@[^\]]*\]")
 ATTRIBUTES = re.compile(r"\{#[^}]*\}")
 # what the generated source depends on besides the study file, the ledger, tables and figures
 CODE = ("paper/__init__.py", "paper/generated.py", "paper/words.py", "paper/safe.py", "text.py", "tables.py",
-        "ledger.py", "config.py", "analyses/outcomes.py", "analyses/figure_data.py", "analyses/robustness.py")
+        "ledger.py", "config.py", "analyses/outcomes.py", "analyses/figure_data.py", "analyses/robustness.py",
+        "analyses/its_counts.py")
 
 
 def build_dir(study: Study) -> Path:
@@ -245,8 +250,11 @@ def _sections(manuscript: str) -> dict[str, tuple[str, bool]]:
     return found
 
 
-def checklist(manuscript: str, generic: bool = False) -> str:
-    """The SQUIRE 2.0 checklist as a Markdown table: each item and the section(s) that answer it.
+def checklist(manuscript: str, generic: bool = False, record: bool = False) -> str:
+    """The SQUIRE 2.0 checklist as a Markdown table: each item and the section(s) that answer it; with
+    ``record`` (a study of routinely collected data, `design.routinely_collected`), a second table of the RECORD
+    items (Benchimol et al. 2015), each linked to the section that answers it or, where only the authors can
+    answer it, to the manuscript's RECORD section that asks them.
 
     The reference study's mapping is strict: a section it names must be in the manuscript. A
     manuscript of another study (`generic`) uses each item's `generic:` variant where it has one; a
@@ -273,7 +281,27 @@ def checklist(manuscript: str, generic: bool = False) -> str:
         lines.append(f"| {item['item']} | {item['text']} | {where or 'Not answered'} | "
                      f"{'; '.join(g for g in gaps if g)} |")
     lines += ["", f"{answered} of {len(items)} items answered.", ""]
-    return "\n".join(lines)
+    return "\n".join(lines + (_record_items(sections) if record else []))
+
+
+def _record_items(sections: dict[str, tuple[str, bool]]) -> list[str]:
+    """The RECORD rows of the checklist: where the manuscript answers each item, or that the authors must."""
+    from analysis.paper.generated import RECORD_ITEMS
+
+    asked = f"[{sections['record'][0]}](manuscript.html#record)" if "record" in sections else "the manuscript"
+    lines = ["## RECORD: routinely collected data", "",
+             "The items RECORD adds for observational studies of routinely collected health data (Benchimol EI, et "
+             "al. PLoS Med 2015;12:e1001885), answered where the text can be built from the study file, otherwise "
+             "asked of the authors.", "", "| Item | Guideline | Where in the manuscript | Not answered |",
+             "|---|---|---|---|"]
+    answered = 0
+    for item, text, section in RECORD_ITEMS:
+        if section in sections and not sections[section][1]:
+            answered += 1
+            lines.append(f"| RECORD {item} | {text} | [{sections[section][0]}](manuscript.html#{section}) | |")
+        else:
+            lines.append(f"| RECORD {item} | {text} | Not answered | for the authors: asked in {asked} |")
+    return [*lines, "", f"{answered} of {len(RECORD_ITEMS)} RECORD items answered.", ""]
 
 
 def render_source(study: Study, source: Source, entries: dict[str, Entry]) -> str:
@@ -364,14 +392,15 @@ def build(study: Study, out: Path | None = None, force: bool = False, echo=print
     written.append(manuscript)
     checklist_md = out / "squire-checklist.md"
     with atomic_write(checklist_md, encoding="utf-8") as handle:
-        handle.write(checklist(text, generic=study.name != REFERENCE))
+        handle.write(checklist(text, generic=study.name != REFERENCE, record=study.design.routinely_collected))
     written.append(checklist_md)
     metadata = [f"--metadata=bibliography:{PAPER / 'references.bib'}", f"--metadata=csl:{PAPER / 'vancouver.csl'}"]
     # a wider page than pandoc's 36em: the results tables have six or seven columns
     html = ["--embed-resources", "--toc", f"--variable=maxwidth:{HTML_WIDTH}", *metadata]
     for target, extra in ((out / "manuscript.html", html),
                           (out / "manuscript.docx", metadata),
-                          (out / "squire-checklist.html", ["--embed-resources", "--metadata=title:SQUIRE 2.0",
+                          (out / "squire-checklist.html", ["--embed-resources", "--metadata=title:SQUIRE 2.0" + (
+                              " and RECORD" if study.design.routinely_collected else ""),
                                                            f"--variable=maxwidth:{HTML_WIDTH}"])):
         _pandoc(checklist_md if target.stem == "squire-checklist" else manuscript, target, extra, figures_dir(study))
         written.append(target)

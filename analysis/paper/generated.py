@@ -32,11 +32,13 @@ import pandas as pd
 from analysis import tables
 from analysis.analyses.cohort import SMD_LIMIT
 from analysis.analyses.figure_data import Figure, figures_of
+from analysis.analyses.its_counts import family
 from analysis.analyses.outcomes import outcomes_of, plan
 from analysis.analyses.robustness import leave_one_out_outcomes, skipped_time_series, time_series_outcomes
 from analysis.config import Study
 from analysis.errors import StudyError
 from analysis.ledger import Entry
+from analysis.paper import RECORD
 from analysis.paper.safe import code, markdown
 from analysis.paper.words import (
     NUMBER,
@@ -106,10 +108,41 @@ QUANTITIES = {
     "ratio_of_odds_ratios_mixed": "ratio of odds ratios (mixed-effects)",
     "ratio_of_odds_ratios_cluster_robust": "ratio of odds ratios (cluster-robust standard errors)",
     "ratio_of_odds_ratios_wild_bootstrap": "ratio of odds ratios (wild cluster bootstrap)",
+    **{f"{contrast}_{model}": f"{words} ({how})"
+       for contrast, words in (("ratio_of_rate_ratios", "ratio of rate ratios"),
+                               ("difference_in_differences", "difference in differences of means"))
+       for model, how in (("mixed", "mixed-effects"), ("cluster_robust", "cluster-robust standard errors"),
+                          ("wild_bootstrap", "wild cluster bootstrap"))},
 }
 
 # figures of the time series, placed with the robustness analyses rather than with an outcome role
-SERIES_FIGURES = ("monthly", "its")
+SERIES_FIGURES = ("monthly", "its", "event_study")
+# RECORD (Benchimol et al., PLoS Med 2015;12:e1001885): the items added to STROBE's for routinely collected data,
+# each with where this manuscript answers it or what the authors must add; the item numbers are
+# analysis.paper.RECORD's (the manuscript's number check knows them).
+RECORD_ITEMS = tuple((item, *what) for item, what in zip(RECORD, (
+    ("The type of data used is specified in the title or abstract.", None),
+    ("The geographic region and time frame of the study are reported in the title or abstract.", None),
+    ("If linkage between databases was done, this is stated in the title or abstract.", None),
+    ("The methods of study population selection (codes or algorithms used to identify subjects) are listed "
+     "in detail.", "measures"),
+    ("Any validation studies of the codes or algorithms used to select the population are referenced.", None),
+    ("If linkage was done, a flow diagram or other graphical display of the linkage process is given.", None),
+    ("A complete list of the codes and algorithms used to classify exposures, outcomes, confounders and "
+     "effect modifiers is provided.", "measures"),
+    ("The extent to which the investigators had access to the database population used to create the study "
+     "population is described.", None),
+    ("Information on data cleaning methods used in the study is provided.", "measures"),
+    ("Whether linkage across databases was done, its methods and its quality are stated.", None),
+    ("The selection of the persons included in the study (the study population selection), including "
+     "filtering by data quality, data availability and linkage, is described in text or a flow diagram.",
+     "participants"),
+    ("The implications of using data that were not created or collected to answer the research question "
+     "are discussed, including misclassification bias, unmeasured confounding, missing data and changing "
+     "eligibility over time.", "limitations"),
+    ("Information on how to access any supplemental information such as the study protocol, raw data or "
+     "programming code is provided.", "reproducibility"),
+), strict=True))
 
 
 def manuscript(study: Study, entries: dict[str, Entry]) -> str:
@@ -127,7 +160,9 @@ class _Writer:
         self.cluster = study.clusters.primary
         self.has_series = skipped_time_series(study) is None
         folder = study.output_dir / "figures"
-        self.figures = [f for f in figures_of(study, self.has_series) if (folder / f"{f.name}.png").is_file()]
+        # every figure the study can have, kept when notebook 07 drew it
+        self.figures = [f for f in figures_of(study, self.has_series, has_its=True, has_event_study=True)
+                        if (folder / f"{f.name}.png").is_file()]
         self.roles = {role: outcomes_of(study, role=role) for role in ROLES}
         self.main = {role: [k for k in keys if study.outcomes[k].sensitivity_of is None]
                      for role, keys in self.roles.items()}
@@ -274,6 +309,9 @@ class _Writer:
         design = f"{DESIGN_WORDS[self.study.design.type]} of {self.unit}"
         if self.series_outcomes():
             design += ", with an interrupted time series of monthly proportions"
+        elif self.counted_series():
+            design += (f", analysed as an interrupted time series of {self.counted_adjective()} counts" +
+                       (" with a control series" if self.study.design.group else ""))
         methods = [design + ".", self.eligibility_short(), self.models_short()]
         lines += ["", "**Methods.** " + " ".join(m for m in methods if m)]
         results = [self.flow_sentence()] + [self.headline(k) for k in keys]
@@ -436,6 +474,8 @@ class _Writer:
                  "## Measures {#measures}", self.measures(),
                  "## Analysis {#analysis}", self.analysis(),
                  "## Data, code and reproducibility {#reproducibility}", self.reproducibility()]
+        if self.study.design.routinely_collected:
+            parts += ["## Routinely collected data (RECORD) {#record}", self.record()]
         if self.study.synthetic:
             parts += ["## Ethical considerations {#ethics}",
                       f"No data about real {self.unit} are used: the data are synthetic."]
@@ -484,6 +524,45 @@ class _Writer:
                      "period interaction of a logistic model with the covariates) with a random intercept for the "
                      "cluster, with cluster-robust (sandwich) standard errors and, with few clusters, by a wild "
                      "cluster bootstrap (restricted score bootstrap with Webb's six-point weights, seeded).")
+            if any(self.study.outcomes[k].type in ("count", "continuous") for k in self.roles["primary"]):
+                text += (" Count outcomes are compared as a ratio of rate ratios (Poisson regression, the exposure as "
+                         "offset) and continuous ones as a difference in differences of means (linear regression), "
+                         "each with a random intercept for the cluster, with cluster-robust standard errors and, "
+                         "with few clusters, by the same wild cluster bootstrap on the model's scale.")
+        if self.trend_outcomes():
+            unit = self.study.design.time_unit
+            text += (f" Whether the two groups followed parallel courses before the change is examined by {unit}: a "
+                     f"joint Wald test of the group by {unit} interactions before the change, the ratio of the "
+                     f"groups' odds ratios per {unit} (a difference of linear trends), and an event study, the "
+                     f"ratio of odds ratios at each {unit} relative to the last before the change, with cluster-robust "
+                     "standard errors.")
+        counted = self.counted_series()
+        if counted:
+            design = self.study.design
+            families = {family(self.study, k) for k in counted}
+            model = " or ".join(f"{f} regression" + (" (log link, the log denominator as offset)" if f == "poisson"
+                                                     else " (events out of the denominator)") for f in sorted(families))
+            weekly = design.time_unit == "week"
+            cycle = "a year of 52.18 weeks" if weekly else "the calendar month"
+            seasons = {"fourier": f"{in_words(design.harmonics)} pair{'s' if design.harmonics > 1 else ''} of "
+                                  f"sine and cosine terms of {cycle}",
+                       "months": "calendar-month indicators", "none": "no seasonal terms"}[design.seasonality]
+            counted_by = "ISO week (Monday to Sunday)" if weekly else "month"
+            text += (f" {upper_first(self.outcome_phrase(counted))} {'are' if len(counted) > 1 else 'is'} counted by "
+                     f"{counted_by} and analysed by segmented {model} with a level and a slope change at the change "
+                     f"point and {seasons} [@wagner2002]; standard errors are Newey-West with a lag of "
+                     f"{in_words(design.lags)} {design.time_unit}{'s' if design.lags != 1 else ''} [@newey1987], and "
+                     "Durbin-Watson and Ljung-Box statistics check the residuals for autocorrelation. The events "
+                     "averted are the counterfactual (the trend before the change continued) minus the fitted events, "
+                     "summed from the change on, with a delta-method interval.")
+            if design.group is not None:
+                text += (f" A control series ({markdown(str(design.group.control))}, against "
+                         f"{markdown(str(design.group.intervention))}) is modelled with the same terms interacting "
+                         "with the series: the intervention series' level and slope changes are estimated relative to "
+                         f"the control series' over the same {design.time_unit}s, its counterfactual carries the "
+                         "control's change, and the covariance sums the two series' score contributions per "
+                         f"{design.time_unit} before the Newey-West "
+                         "weighting (Driscoll and Kraay).")
         series = self.series_outcomes()
         if series:
             text += (f" Monthly proportions of {self.outcome_phrase(series)} are analysed as an interrupted time "
@@ -639,7 +718,25 @@ class _Writer:
                 "this text, its tables and figures are built from that ledger. A reviewer rebuilds everything from "
                 "the raw data with one command and receives a report of what reproduced. The statistical models "
                 "use statsmodels [@seabold2010]. The report follows the SQUIRE 2.0 guidelines [@ogrinc2016]; the "
-                "checklist, built with this text, maps each item to the section that answers it.")
+                "checklist, built with this text, maps each item to the section that answers it." +
+                (" For its routinely collected data it adds the RECORD items (below)."
+                 if self.study.design.routinely_collected else ""))
+
+    def record(self) -> str:
+        """The RECORD items for routinely collected data, each with where the text answers it or a prompt."""
+        where = {"measures": "Measures", "participants": "Participants (the flow table)",
+                 "limitations": "Limitations", "reproducibility": "Data, code and reproducibility"}
+        rows = "\n".join(f"| RECORD {item} | {text} | {where[section] if section else '*For the authors*'} |"
+                          for item, text, section in RECORD_ITEMS)
+        return ("The data were collected routinely, not for this study, so the report adds the RECORD items "
+                "(REporting of studies Conducted using Observational Routinely-collected health Data; Benchimol EI "
+                "et al., PLoS Med 2015;12:e1001885) to SQUIRE's. The codes and rules that select the "
+                f"{self.unit} and define the outcomes are the study file's (`{markdown(self.study.file.name)}`), "
+                "published with the code; every raw table is validated against its data dictionary before "
+                "analysis.\n\n| RECORD item | what it asks | answered in |\n|---|---|---|\n" + rows + "\n\n" +
+                prompt("the type and source of the routinely collected data, the region and years they cover, who "
+                       "had access to the database, any validation of the codes used, and any linkage between "
+                       "databases (the items marked for the authors above)."))
 
     # -- results --------------------------------------------------------------------------------
 
@@ -717,6 +814,8 @@ class _Writer:
         """A controlled before-after outcome: each group's change and the difference in differences
         (analysis/analyses/controlled.py), when the ledger has them."""
         did = f"{key}.did"
+        if self.study.outcomes[key].type in ("count", "continuous"):
+            return self.controlled_scale(key)
         if not self.has(f"{did}.difference_in_differences", "pp_ci"):
             return ""
         text = (f"{self.label(key)}, controlled before-after: in the intervention group the proportion went from "
@@ -736,6 +835,29 @@ class _Writer:
                      + "; ".join(shown))
             boot = f"{did}.ratio_of_odds_ratios_wild_bootstrap"
             text += (f" (bootstrap {{{{ {boot} | p }}}})." if self.has(boot, "p") else ".")
+        return text
+
+    def controlled_scale(self, key: str) -> str:
+        """A controlled before-after count (rates, ratio of rate ratios) or continuous outcome (means, difference
+        in differences of means)."""
+        did, count = f"{key}.did", self.study.outcomes[key].type == "count"
+        cell, contrast = ("rate", "ratio_of_rate_ratios") if count else ("mean", "difference_in_differences")
+        if not all(self.has(f"{did}.{cell}_{g}_{p}") for g in ("intervention", "control") for p in ("before", "after")):
+            return ""
+        text = (f"{self.label(key)}, controlled before-after: in the intervention group the {cell} went from "
+                f"{{{{ {did}.{cell}_intervention_before | est }}}} to {{{{ {did}.{cell}_intervention_after | est }}}}, "
+                f"in the control group from {{{{ {did}.{cell}_control_before | est }}}} to "
+                f"{{{{ {did}.{cell}_control_after | est }}}}.")
+        boot = f"{did}.{contrast}_wild_bootstrap"
+        models = [(f"{did}.{contrast}_mixed", "with a random intercept for the cluster"),
+                  (f"{did}.{contrast}_cluster_robust", "with cluster-robust standard errors"),
+                  (boot, "by the wild cluster bootstrap")]
+        shown = [f"{{{{ {name} | est_ci }}}} {words}" for name, words in models if self.has(name, "est_ci")]
+        if shown:
+            what = ("ratio of rate ratios (intervention vs control, after vs before)" if count else
+                    "difference in differences of means (intervention vs control, after minus before)")
+            text += (f" The adjusted {what} was " + "; ".join(shown)
+                     + (f" (bootstrap {{{{ {boot} | p }}}})." if self.has(boot, "p") else "."))
         return text
 
     def p_note(self, keys: list[str]) -> str:
@@ -851,9 +973,28 @@ class _Writer:
                      f"{self.declared(self.study.subgroups[group].label, f'design.subgroup.{group}')}" if group else "")
             return f"{join([self.label(k) for k in figure.keys])}, by period{where}; each point is one of the {units}."
         if figure.kind == "its":
-            return (f"{join([self.label(k) for k in figure.keys])} by month: observed, the segmented regression's fit "
-                    "before and after the change, and its counterfactual (the trend before the change continued, "
-                    "dashed) from the change on.")
+            if self.study.design.group is not None:
+                return (f"{join([self.label(k) for k in figure.keys])} by {self.study.design.time_unit}, with the "
+                        "control series "
+                        f"({markdown(str(self.study.design.group.control))}, grey): observed, the segmented "
+                        "regression's fit before and after the change, and the intervention series' counterfactual "
+                        "(its trend before the change with the control series' change, dashed) from the change on.")
+            return (f"{join([self.label(k) for k in figure.keys])} by {self.study.design.time_unit}: observed, the "
+                    "segmented regression's fit before and after the change, and its counterfactual (the trend "
+                    "before the change continued, dashed) from the change on.")
+        if figure.kind == "event_study":
+            unit = self.study.design.time_unit
+            kinds = {self.study.outcomes[k].type for k in self.trend_outcomes()}
+            contrast = join([words for kind, words in (("binary", "the ratio of odds ratios"),
+                                                       ("count", "the ratio of rate ratios"),
+                                                       ("continuous", "the difference in differences of means"))
+                             if kind in kinds])
+            reference = join(["one (ratios, on a log scale)" if kinds - {"continuous"} else "",
+                              "zero (differences)" if "continuous" in kinds else ""])
+            return (f"Event study of {self.outcome_phrase(self.trend_outcomes())}: {contrast}, intervention vs "
+                    f"control, at each {unit} relative to the last {unit} before the change (fixed, no interval), "
+                    f"with 95% cluster-robust intervals; points before the change near {reference} are what parallel "
+                    "trends look like.")
         if figure.kind == "monthly":
             series = self.series_outcomes()
             panels = (join([f"{lower_first(self.short(k))} ({chr(ord('A') + i)})" for i, k in enumerate(series)])
@@ -865,6 +1006,49 @@ class _Writer:
 
     def series_outcomes(self) -> list[str]:
         return time_series_outcomes(self.study) if self.has_series else []
+
+    def counted_adjective(self) -> str:
+        """How the counted series' time points are named: monthly or weekly (`design.time_unit`)."""
+        return "weekly" if self.study.design.time_unit == "week" else "monthly"
+
+    def counted_series(self) -> list[str]:
+        """The outcomes notebook 05 analysed as an interrupted time series of monthly counts (its_counts)."""
+        return [k for k in self.study.outcomes if f"its_counts.{k}.events_averted" in self.entries]
+
+    def trend_outcomes(self) -> list[str]:
+        """A controlled before-after study's outcomes with a pre-period trend comparison (controlled.trends)."""
+        return [k for k in self.study.outcomes if self.has(f"{k}.did.parallel_trends_wald", "p")
+                or self.has(f"{k}.did.pre_trend_ratio", "est_ci") or self.has(f"{k}.did.pre_trend_difference",
+                                                                             "est_ci")]
+
+    def trends(self, key: str) -> str:
+        did, unit = f"{key}.did", self.study.design.time_unit
+        text = f"{self.label(key)}: before the change, "
+        if self.has(f"{did}.parallel_trends_wald", "p"):
+            text += (f"the joint test of the groups' {unit}ly differences gave {{{{ {did}.parallel_trends_wald | p }}}}"
+                     f" and ")
+        kind = self.study.outcomes[key].type
+        slope = (f"the difference of the groups' slopes per {unit} was {{{{ {did}.pre_trend_difference | est_ci }}}}"
+                 if kind == "continuous" else
+                 f"the ratio of the groups' {'rate' if kind == 'count' else 'odds'} ratios per {unit} was "
+                 f"{{{{ {did}.pre_trend_ratio | est_ci }}}}")
+        text += (f"{slope}. "
+                 "Not finding a difference does not show that the trends were parallel: with few time points such "
+                 "tests have little power.")
+        return text
+
+    def controlled_series(self, key: str) -> str:
+        name = f"its_counts.{key}"
+        if not self.has(f"{name}.level_change_difference", "est_ci"):
+            return ""
+        ratio = "an odds ratio" if family(self.study, key) == "binomial" else "a rate ratio"
+        unit = self.study.design.time_unit
+        return (f"{self.label(key)}, against the control series: the control series itself changed by {ratio} of "
+                f"{{{{ {name}.level_change | est_ci }}}} in level and {{{{ {name}.slope_change | est_ci:3 }}}} per "
+                f"{unit} in slope at the change; the intervention series' changes relative to it were "
+                f"{{{{ {name}.level_change_difference | est_ci }}}} in level and "
+                f"{{{{ {name}.slope_change_difference | est_ci:3 }}}} per {unit} in slope, and their difference "
+                f"in trend before the change {{{{ {name}.group_pre_trend | est_ci:3 }}}} per {unit}.")
 
     def robustness(self) -> str:
         parts = []
@@ -890,12 +1074,20 @@ class _Writer:
         for key in self.study.outcomes:
             averted = f"its_counts.{key}.events_averted"
             if self.has(averted, "est_ci"):
-                parts.append(f"{self.label(key)}: the interrupted time series of monthly counts gives "
-                             f"{{{{ {averted} | est_ci:0 }}}} events averted after the change (the counterfactual "
-                             "minus the fitted events; a negative number is events added).")
+                beyond = ("" if self.study.design.group is None else
+                          f", beyond the control series' change over the same {self.study.design.time_unit}s")
+                parts.append(f"{self.label(key)}: the interrupted time series of {self.counted_adjective()} counts "
+                             "gives "
+                             f"{{{{ {averted} | est_ci:0 }}}} events averted after the change{beyond} (the "
+                             "counterfactual minus the fitted events; a negative number is events added).")
+            controlled = self.controlled_series(key)
+            if controlled:
+                parts.append(controlled)
+        parts += [self.trends(k) for k in self.trend_outcomes()]
         figures = [f for f in self.figures if f.kind in SERIES_FIGURES]
         if figures:
-            parts.insert(0, f"Monthly proportions show the change against the background trend "
+            shown = "Weekly" if figures[0].kind == "its" and self.study.design.time_unit == "week" else "Monthly"
+            parts.insert(0, f"{shown} proportions show the change against the background trend "
                             f"({{{{ ref: {figures[0].name} }}}}).")
         cluster = self.cluster
         for key in leave_one_out_outcomes(self.study) if cluster else []:
@@ -1005,6 +1197,9 @@ class _Writer:
                  ("An uncontrolled before-after comparison describes how the outcomes differed between the periods; "
                   "a controlled design, or a time series with a control series, would be needed to attribute a "
                   "difference to the change." if self.study.design.type == "before_after" else
+                  "The interrupted time series sets the change against the trend before it; without a control series "
+                  "a change elsewhere at the same time could still explain it, and the design's remaining limits are "
+                  "in the Limitations." if self.study.design.group is None else
                   "The control group's change over the same time is taken off the intervention group's; the design's "
                   "remaining limits are in the Limitations.")
                  + " Any site can rerun the same analyses on its own data by writing one study file.",
@@ -1027,7 +1222,11 @@ class _Writer:
             text = "The design met Cochrane EPOC's minimum criteria for the designs its reviews include."
         else:
             text = "The design was not checked against Cochrane EPOC's minimum criteria."
-        if self.series_outcomes():
+        if self.counted_series() and self.study.design.group is not None:
+            text += (" The control series takes off a change common to both series, not one that reached the "
+                     "intervention series alone at the same time; and the estimate assumes that, without the change, "
+                     "the intervention series would have kept its difference from the control series' course.")
+        elif self.series_outcomes() or self.counted_series():
             text += (" The interrupted time series tests for a step at the change beyond the trend before it, but "
                      "without a control series it cannot exclude a change that happened at the same time.")
         elif not self.study.period.by_date:

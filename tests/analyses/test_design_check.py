@@ -50,11 +50,21 @@ def test_the_design_key_defaults_to_an_uncontrolled_before_after(write_study):
 @pytest.mark.parametrize(("design", "message"), [
     ({"type": "controlled_before_after"}, "needs `group` (column, intervention, control) and `sites`"),
     ({"type": "stepped_wedge"}, "key 'design.type': Input should be 'before_after'"),
-    ({"type": "before_after", "sites": "ward"}, "`group` and `sites` are for type controlled_before_after"),
+    ({"type": "before_after", "sites": "ward"}, "`sites` is for type controlled_before_after"),
+    ({"type": "interrupted_time_series", "sites": "ward"}, "`sites` is for type controlled_before_after"),
+    ({"group": {"column": "arm", "intervention": "new", "control": "usual"}},
+     "`group` is for type controlled_before_after or interrupted_time_series"),
+    ({"type": "interrupted_time_series", "family": "gamma"}, "key 'design.family'"),
+    ({"family": "poisson"}, "`family` is for type interrupted_time_series"),
+    ({**CBA, "time_unit": "week"}, "`time_unit: week` is for an interrupted time series"),
+    ({"type": "interrupted_time_series", "time_unit": "quarter"}, "an interrupted time series is by month or by "
+                                                                  "week"),
+    ({"type": "interrupted_time_series", "time_unit": "week", "seasonality": "months"},
+     "use `seasonality: fourier` (period 52.18 weeks)"),
+    ({"type": "interrupted_time_series", "time_unit": "day"}, "key 'design.time_unit'"),
     ({"change_point": "2021-01-01"}, "`change_point` is for type interrupted_time_series"),
     ({"lags": 2, "seasonality": "months"}, "`seasonality`, `lags` are for type interrupted_time_series"),
     ({"type": "interrupted_time_series", "harmonics": 9}, "key 'design.harmonics'"),
-    ({"type": "interrupted_time_series", "time_unit": "week"}, "key 'design.time_unit'"),
     ({**CBA, "sites": "hospital"}, "design.sites: column 'hospital' is not declared in tables.patients"),
     ({**CBA, "group": {"column": "arm", "intervention": "x", "control": "x"}}, "the same value 'x'"),
 ])
@@ -92,6 +102,21 @@ def test_time_points_are_the_months_with_data_either_side_of_the_change(write_st
     warning = checked.loc["design_check.points_after", "warnings"]
     assert warning.startswith("Fewer than 3 time points from the change point on (2 months with data)")
     assert EPOC in warning
+
+
+def test_a_controlled_series_counts_the_intervention_series_points(write_study, tmp_path):
+    # the control series has months before the change that the intervention series lacks: they do not count
+    study = toy(write_study, tmp_path, ["1,2020-03-01,true,new,a"],
+                {"type": "interrupted_time_series", "change_point": "2021-03-01",
+                 "group": {"column": "arm", "intervention": "new", "control": "usual"}})
+    data = frame(study, [("1", "2020-10-05", True, "usual", "a"), ("2", "2020-11-01", False, "usual", "a"),
+                         ("3", "2021-01-30", False, "new", "a"), ("4", "2021-02-10", True, "new", "a"),
+                         *[(str(i), f"2021-0{i}-01", False, "new", "a") for i in (3, 4, 5)]])
+    checked = rows(design_check.design_check(study, data))
+    assert checked.loc["design_check.points_before", "estimate"] == 2
+    assert "Fewer than 3 time points before the change point" in checked.loc["design_check.points_before",
+                                                                             "warnings"]
+    assert checked.loc["design_check.points_after", "estimate"] == 3
 
 
 def test_sites_and_contemporaneous_periods_of_a_controlled_before_after(write_study, tmp_path):

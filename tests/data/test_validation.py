@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 import shutil
 
+import pandas as pd
 import pytest
 
 from analysis.cli import main
 from analysis.data import check_raw_data, prepare
-from analysis.data.validate import MAX_LISTED
+from analysis.data.validate import MAX_LISTED, _increasing
 from analysis.errors import StudyError
 from tests.data.conftest import PUBLISHED, cell, edit_csv
 
@@ -82,6 +83,27 @@ def test_duplicate_identifier(ref):
     assert "rule: unique" in message
 
 
+def test_real_patient_data_are_named_by_row_and_column_never_by_value(ref):
+    # the same duplicate as above, in a study of real patients: the message may reach a log or an executed
+    # notebook outside the trusted environment, so the identifier itself is withheld
+    ref.write_study(synthetic=False)
+    first = cell(ref.patients, 4, "patient_id")
+    edit_csv(ref.patients, {(10, "patient_id"): first})
+    message = fails(ref)
+    assert "row 4, column 'patient_id': duplicate patient_id (also on row 10)" in message
+    assert first not in message and "value '" not in message
+
+
+def test_a_real_studys_derived_tables_are_kept_out_of_git(ref):
+    ref.write_study(synthetic=False)
+    prepare(ref.study, accept_new_data=True)
+    ignore = ref.output / "derived" / ".gitignore"
+    assert ignore.read_text(encoding="utf-8").splitlines()[1] == "*"
+    ref.write_study(synthetic=True)
+    prepare(ref.study, accept_new_data=True)
+    assert not ignore.exists()
+
+
 def test_empty_period(ref):
     ref.write_study(**{"period.after.start": "2015-01-01", "period.after.end": "2015-12-31"})
     message = fails(ref, accept=False)  # the study changed, not the data: no acceptance needed
@@ -145,6 +167,15 @@ def test_changed_raw_file_stops_until_accepted(ref):
     assert new_hash != old_hash
     assert "St Elsewhere's" in set(prepared.tables["patients"]["ward"])
     assert check_raw_data(ref.study) == []
+
+
+def test_a_changed_raw_file_is_said_before_its_problems(ref):
+    """The raw files are hashed while they are validated: a file that changed is still the first thing said,
+    and its problems only once the change is accepted."""
+    edit_csv(ref.patients, {(6, "age"): "sixty"})
+    message = fails(ref, accept=False)
+    assert message.startswith("raw data changed since the derived data") and "sixty" not in message
+    assert "'sixty'" in fails(ref, accept=True)
 
 
 def test_run_check_accepts_new_data_by_redoing_the_data_step(ref):
@@ -274,3 +305,22 @@ def test_layout_keys_are_checked_when_the_study_file_is_read(example_copy, key, 
     with pytest.raises(StudyError) as caught:
         load_study(example_copy.study)
     assert f"key '{key}'" in str(caught.value) and expected in str(caught.value)
+
+
+def test_a_repeated_identifier_next_to_itself_is_found(ref):
+    """Identifiers in increasing order skip pandera's unique check (validate._increasing, a pass instead
+    of a hash); one written twice in a row is not increasing, so the check runs and names both rows."""
+    first = cell(ref.patients, 4, "patient_id")
+    edit_csv(ref.patients, {(5, "patient_id"): first})
+    message = fails(ref)
+    assert f"row 5, column 'patient_id', value '{first}': duplicate patient_id (also on row 4)" in message
+    assert "rule: unique" in message
+
+
+@pytest.mark.parametrize(("cells", "increasing"), [
+    (["P1", "P2", "P3"], True), (["P1", "P2", "P2", "P3"], False), (["P1", None, "P3"], False),
+    (["P2", "P1"], False), (["P9", "P10"], False), (["P10", "P9"], True), ([], True),
+])
+def test_increasing_means_no_two_cells_are_equal(cells, increasing):
+    # in code-point order: P10 comes before P9; ids not in that order are left to pandera, not refused
+    assert _increasing(pd.Series(cells, dtype="str")) is increasing

@@ -137,3 +137,38 @@ def its_frame() -> pd.DataFrame:
 
 
 BEFORE_ITS, AFTER_ITS = "Before the change", "After the change"
+
+
+def event_study_frame() -> pd.DataFrame:
+    """Ratios of odds ratios by quarter, -4 to +3, the reference (-1) at 1: flat before, lower after."""
+    rng = np.random.default_rng(20120401)
+    times = np.arange(-4, 4)
+    log_ratio = np.where(times < 0, rng.normal(0, 0.15, len(times)), -1.6 + rng.normal(0, 0.2, len(times)))
+    log_ratio[times == -1] = 0
+    half = np.where(times == -1, np.nan, 0.55)
+    return pd.DataFrame({"measure": "Error at discharge", "time": times, "estimate": np.exp(log_ratio),
+                         "conf_low": np.exp(log_ratio - half), "conf_high": np.exp(log_ratio + half)})
+
+
+def controlled_its_frame() -> pd.DataFrame:
+    """The ITS frame with a control series: the same secular trend and season, no change at the change point."""
+    treated = its_frame().assign(series="intervention")
+    control = treated.assign(series="control")
+    rng = np.random.default_rng(20100102)
+    control["fitted"] = treated["counterfactual"] * 0.9
+    control["counterfactual"] = control["fitted"]
+    control["observed"] = rng.binomial(1000, control["fitted"]) / 1000
+    return pd.concat([treated, control], ignore_index=True)
+
+
+def power_curve_frame() -> pd.DataFrame:
+    """Simulated power of a before-after design with clusters for two odds ratios, 200 datasets a point, with
+    Wilson intervals: the shape of `analysis.analyses.planning.curve_frame`'s output."""
+    sizes = np.array([5, 10, 15, 20, 30])
+    rows = []
+    for effect, rejected in (("OR 0.5", [64, 113, 150, 174, 192]), ("OR 0.7", [25, 41, 62, 80, 112])):
+        for size, events in zip(sizes, rejected, strict=True):
+            estimate, low, high = wilson(events, 200)
+            rows.append({"panel": "", "effect": effect, "size": size, "estimate": float(estimate),
+                         "conf_low": float(low), "conf_high": float(high)})
+    return pd.DataFrame(rows)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis import figures
+from analysis.figures import plots
 from tests.figures import frames
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -53,3 +54,42 @@ def test_its_needs_its_columns_unique_months_and_known_periods():
         figures.its(pd.concat([frame, frame.iloc[[0]]], ignore_index=True), change=frames.ITS_CHANGE)
     with pytest.raises(ValueError, match="period"):
         figures.its(frame.assign(period="during"), change=frames.ITS_CHANGE)
+
+
+def test_a_control_series_is_drawn_in_grey_beside_the_intervention_series():
+    frame = frames.controlled_its_frame()
+    figure = figures.its(frame, change=frames.ITS_CHANGE)
+    observed = lines(figure, "Control series (observed)")
+    assert sum(len(line.get_xdata()) for line in observed) == 60
+    (fitted, *_) = lines(figure, "Control series (fitted)")
+    control = frame[(frame["series"] == "control") & (frame["period"] == "before")]
+    assert np.allclose(fitted.get_ydata(), 100 * control["fitted"].to_numpy())
+    # the intervention series' counterfactual carries the control's change, and says so
+    assert lines(figure, "Counterfactual: with the control series' change")
+    with pytest.raises(ValueError, match="series must be 'intervention' or 'control'"):
+        figures.its(frame.assign(series="treated"), change=frames.ITS_CHANGE)
+
+
+def test_the_percent_axis_fits_a_low_rate():
+    # mortality near 4.5%: the axis starts at 0 and ends a little above the highest point, not at 100
+    figure = figures.its(frames.its_frame(), change=frames.ITS_CHANGE)
+    low, high = figure.axes[0].get_ylim()
+    top = 100 * frames.its_frame()[["observed", "fitted", "counterfactual"]].to_numpy().max()
+    assert low == 0 and top < high <= top * 1.15 + 1e-9
+
+
+def test_an_event_study_draws_each_outcome_on_its_own_scale():
+    # a binary outcome's ratios on a log axis around 1, a continuous one's differences on a linear axis around 0
+    ratios = frames.event_study_frame().assign(scale="ratio of odds ratios")
+    differences = ratios.assign(measure="Length of stay (days)", scale="difference in differences of means",
+                                estimate=np.log(ratios["estimate"]) * 2, conf_low=np.log(ratios["conf_low"]) * 2,
+                                conf_high=np.log(ratios["conf_high"]) * 2)
+    figure = plots.event_study(pd.concat([ratios, differences], ignore_index=True))
+    top, bottom = figure.axes
+    assert top.get_yscale() == "log" and bottom.get_yscale() == "linear"
+    horizontal = [line.get_ydata()[0] for line in bottom.get_lines() if len(set(line.get_ydata())) == 1
+                  and line.get_xdata()[0] == 0 and line.get_xdata()[1] == 1]
+    assert 0.0 in horizontal
+    assert bottom.get_ylabel().startswith("Difference in differences") and top.get_ylabel().startswith("Ratio of odds")
+    with pytest.raises(ValueError, match="scale must be one of"):
+        plots.event_study(ratios.assign(scale="hazard ratio"))

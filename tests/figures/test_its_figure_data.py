@@ -77,3 +77,17 @@ def test_the_figure_is_drawn_from_the_exported_curves(prepared):
     drawn = figure_data.draw(planned, study, {}, prepared.tables, exported.__getitem__)
     assert [ax.get_ylabel() for ax in drawn.axes] == ["Error at admission (%)", "Suggestion accepted (%)"]
     assert isinstance(frame, pd.DataFrame)
+
+
+def test_a_weekly_series_is_drawn_by_its_mondays(prepared):
+    # the reference study's admissions as a weekly series: each week's Monday becomes the point's date
+    study = as_series(prepared.study, time_unit="week", lags=2)
+    curves = its_counts.curves(prepared.tables, study)
+    first = curves[curves["outcome"] == "admission_error"]
+    assert (pd.to_datetime(first["month"]).dt.day_of_week == 0).all()
+    planned = next(f for f in figure_data.figures_of(study, True) if f.kind == "its")
+    frame = figure_data.its(curves.astype({"month": str}), study, planned.keys)
+    assert frame["month"].tolist() == pd.to_datetime(curves.loc[curves["outcome"].isin(planned.keys), "month"]
+                                                     ).tolist()
+    drawn = figure_data.draw(planned, study, {}, prepared.tables, {"its_curves": curves.astype({"month": str})}.get)
+    assert drawn.axes[-1].get_xlabel() == "Week (its Monday)"

@@ -93,4 +93,102 @@ for (direction in c(-1, 1)) {
 put_row("tiny_wild_bootstrap", "intervention:after", estimate = estimate, std_error = se,
         statistic = at_null[["statistic"]], p_value = at_null[["p"]], conf_low = ends[1], conf_high = ends[2],
         replicates = nrow(V))
+# Event study and pre-period trend comparison (did_times: time points -4 ... 2, the change at 0):
+# - glm(y ~ intervention * relevel(factor(time), ref = "-1") + age), the interactions with vcovCL(HC1) and vcov;
+# - on the rows before the change: the joint Wald test of the intervention x time point interactions (by hand,
+#   b' V^-1 b on 3 df) and the intervention x linear time coefficient, each with vcovCL(HC1) and with vcov.
+times <- read_data("did_times")
+for (ds in unique(times$dataset)) {
+  x <- times[times$dataset == ds, ]
+  x$point <- relevel(factor(x$time), ref = "-1")
+  fit <- glm(y ~ intervention * point + age, family = binomial, data = x,
+             control = glm.control(epsilon = 1e-14, maxit = 100))
+  pre <- x[x$time < 0, ]
+  pre$point <- relevel(factor(pre$time), ref = "-1")
+  joint <- glm(y ~ intervention * point + age, family = binomial, data = pre,
+               control = glm.control(epsilon = 1e-14, maxit = 100))
+  linear <- glm(y ~ intervention * time + age, family = binomial, data = pre,
+                control = glm.control(epsilon = 1e-14, maxit = 100))
+  for (covariance in c("cluster", "model")) {
+    vc <- function(f) if (covariance == "cluster") vcovCL(f, cluster = ~site, type = "HC1") else vcov(f)
+    label <- sprintf("%s_%s", ds, covariance)
+    v <- vc(fit); b <- coef(fit)
+    for (term in grep("^intervention:point", names(b), value = TRUE)) {
+      se <- sqrt(v[term, term])
+      put_row(sprintf("%s_event", label), sprintf("event_%s", sub("intervention:point", "", term)),
+              estimate = exp(b[[term]]), std_error = se, p_value = 2 * pnorm(-abs(b[[term]] / se)),
+              conf_low = exp(b[[term]] - z * se), conf_high = exp(b[[term]] + z * se))
+    }
+    k <- grep("^intervention:point", names(coef(joint)), value = TRUE)
+    d <- coef(joint)[k]; w <- as.numeric(t(d) %*% solve(vc(joint)[k, k], d))
+    put_row(sprintf("%s_trends", label), "parallel_trends_wald", statistic = w, df = length(k),
+            p_value = pchisq(w, length(k), lower.tail = FALSE))
+    b <- coef(linear)[["intervention:time"]]; se <- sqrt(vc(linear)["intervention:time", "intervention:time"])
+    put_row(sprintf("%s_trends", label), "pre_trend_ratio", estimate = exp(b), std_error = se,
+            p_value = 2 * pnorm(-abs(b / se)), conf_low = exp(b - z * se), conf_high = exp(b + z * se))
+  }
+}
+# Count and continuous outcomes (did_other): glm(poisson, offset log(days)) and lm with the interaction and
+# vcovCL(HC1); glmer(poisson) and lmer(REML) with a site random intercept.
+oth <- read_data("did_other")
+fits <- list(
+  count = glm(events ~ intervention * after + age + offset(log(days)), family = poisson, data = oth,
+              control = glm.control(epsilon = 1e-14, maxit = 100)),
+  continuous = lm(score ~ intervention * after + age, data = oth))
+for (kind in names(fits)) {
+  fit <- fits[[kind]]
+  v <- vcovCL(fit, cluster = ~site, type = "HC1")
+  b <- coef(fit); se <- sqrt(diag(v))
+  for (term in names(b)) put_row(sprintf("other_%s_cluster", kind), term, estimate = b[[term]],
+                                 std_error = se[[term]], p_value = 2 * pnorm(-abs(b[[term]] / se[[term]])))
+}
+mixed <- glmer(events ~ intervention * after + age + offset(log(days)) + (1 | site), family = poisson, data = oth,
+               nAGQ = 1, control = glmerControl(tolPwrss = 1e-13))
+cf <- summary(mixed)$coefficients
+put_row("other_count_mixed", "intervention:after", estimate = cf["intervention:after", 1],
+        std_error = cf["intervention:after", 2])
+mixed <- lmer(score ~ intervention * after + age + (1 | site), data = oth, REML = TRUE)
+cf <- summary(mixed)$coefficients
+put_row("other_continuous_mixed", "intervention:after", estimate = cf["intervention:after", 1],
+        std_error = cf["intervention:after", 2])
+# Event study and pre-period trend comparison of a count and a continuous outcome (did_times_other):
+# glm(poisson, offset log(days)) and lm with intervention x factor(time) (reference -1), vcovCL(HC1) and vcov;
+# the joint Wald test and the intervention x linear time coefficient on the rows before the change.
+tother <- read_data("did_times_other")
+tother$point <- relevel(factor(tother$time), ref = "-1")
+pre <- tother[tother$time < 0, ]
+pre$point <- relevel(factor(pre$time), ref = "-1")
+fit_of <- function(kind, rhs, data) {
+  if (kind == "count") {
+    glm(as.formula(paste("events ~", rhs, "+ offset(log(days))")), family = poisson, data = data,
+        control = glm.control(epsilon = 1e-14, maxit = 100))
+  } else {
+    lm(as.formula(paste("score ~", rhs)), data = data)
+  }
+}
+for (kind in c("count", "continuous")) {
+  shown <- if (kind == "count") exp else identity
+  fit <- fit_of(kind, "intervention * point + age", tother)
+  joint <- fit_of(kind, "intervention * point + age", pre)
+  linear <- fit_of(kind, "intervention * time + age", pre)
+  for (covariance in c("cluster", "model")) {
+    vc <- function(f) if (covariance == "cluster") vcovCL(f, cluster = ~site, type = "HC1") else vcov(f)
+    label <- sprintf("times_%s_%s", kind, covariance)
+    v <- vc(fit); b <- coef(fit)
+    for (term in grep("^intervention:point", names(b), value = TRUE)) {
+      se <- sqrt(v[term, term])
+      put_row(sprintf("%s_event", label), sprintf("event_%s", sub("intervention:point", "", term)),
+              estimate = shown(b[[term]]), std_error = se, p_value = 2 * pnorm(-abs(b[[term]] / se)),
+              conf_low = shown(b[[term]] - z * se), conf_high = shown(b[[term]] + z * se))
+    }
+    k <- grep("^intervention:point", names(coef(joint)), value = TRUE)
+    d <- coef(joint)[k]; w <- as.numeric(t(d) %*% solve(vc(joint)[k, k], d))
+    put_row(sprintf("%s_trends", label), "parallel_trends_wald", statistic = w, df = length(k),
+            p_value = pchisq(w, length(k), lower.tail = FALSE))
+    b <- coef(linear)[["intervention:time"]]; se <- sqrt(vc(linear)["intervention:time", "intervention:time"])
+    put_row(sprintf("%s_trends", label), if (kind == "count") "pre_trend_ratio" else "pre_trend_difference",
+            estimate = shown(b), std_error = se, p_value = 2 * pnorm(-abs(b / se)), conf_low = shown(b - z * se),
+            conf_high = shown(b + z * se))
+  }
+}
 write_results("designs")

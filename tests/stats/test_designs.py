@@ -13,8 +13,11 @@ import pytest
 from analysis.stats import mixed_logistic
 from analysis.stats.designs import (
     WEBB,
+    did_cluster_robust,
     did_logistic_cluster,
     difference_in_differences,
+    event_study,
+    parallel_trends,
     webb_weights,
     wild_cluster_bootstrap,
 )
@@ -131,3 +134,132 @@ def test_degenerate_inputs_say_why():
     assert "No patients in the control before group" in empty.loc["difference_in_differences", "warnings"]
     with pytest.raises(ValueError, match="events"):
         difference_in_differences(11, 10, 2, 10, 1, 5, 1, 5)
+
+
+@pytest.mark.parametrize("dataset", ["parallel", "diverging"])
+@pytest.mark.parametrize("covariance", ["cluster", "model"])
+def test_event_study_matches_r(reference_data, results, dataset, covariance):
+    data = reference_data("did_times").query("dataset == @dataset")
+    cluster = "site" if covariance == "cluster" else None
+    ours = event_study(data, "time", -1, covariates=("age",), cluster=cluster).set_index("term")
+    expected = results.items(f"{dataset}_{covariance}_event")
+    assert {t for t, _ in expected} == set(ours.index) - {"event_-1"}
+    for (term, quantity), value in expected.items():
+        assert ours.loc[term, quantity] == pytest.approx(value, rel=GLM), (dataset, covariance, term, quantity)
+    reference = ours.loc["event_-1"]
+    assert reference["estimate"] == 1 and math.isnan(reference["conf_low"])
+
+
+@pytest.mark.parametrize("dataset", ["parallel", "diverging"])
+@pytest.mark.parametrize("covariance", ["cluster", "model"])
+def test_parallel_trends_matches_r(reference_data, results, dataset, covariance):
+    data = reference_data("did_times").query("dataset == @dataset")
+    cluster = "site" if covariance == "cluster" else None
+    ours = parallel_trends(data, "time", 0, covariates=("age",), cluster=cluster).set_index("term")
+    for (term, quantity), value in results.items(f"{dataset}_{covariance}_trends").items():
+        assert ours.loc[term, quantity] == pytest.approx(value, rel=GLM), (dataset, covariance, term, quantity)
+
+
+def test_parallel_trends_tells_the_diverging_groups_apart(reference_data):
+    # the generator gives the intervention group a pre-period fall of 0.3 log odds per time point in
+    # `diverging` and none in `parallel`: the linear comparison finds the first and not the second
+    data = reference_data("did_times")
+    slopes = {name: parallel_trends(data.query("dataset == @name"), "time", 0, cluster="site").set_index("term")
+              .loc["pre_trend_ratio"] for name in ("parallel", "diverging")}
+    assert slopes["diverging"]["p_value"] < 0.05 < slopes["parallel"]["p_value"]
+    assert slopes["diverging"]["conf_high"] < 1
+
+
+def test_parallel_trends_needs_three_points_before(reference_data):
+    data = reference_data("did_times").query("dataset == 'parallel' and time >= -2")
+    rows = parallel_trends(data, "time", 0, cluster="site")
+    assert rows["estimate"].isna().all() and rows["statistic"].isna().all()
+    assert "needs at least 3" in rows["warnings"].iloc[0]
+
+
+def test_event_study_leaves_out_a_time_point_one_group_lacks(reference_data):
+    data = reference_data("did_times").query("dataset == 'parallel'")
+    data = data[~((data["time"] == 1) & (data["intervention"] == 0))].rename(columns={"time": "quarter"})
+    rows = event_study(data, "quarter", -1, cluster="site").set_index("term")
+    assert "event_1" not in rows.index and "one group only" in rows["warnings"].iloc[0]
+    with pytest.raises(ValueError, match="reference time point 5"):
+        event_study(data, "quarter", 5)
+
+
+def test_rows_missing_a_covariate_are_left_out_of_the_event_study_and_trends(reference_data):
+    data = reference_data("did_times").query("dataset == 'parallel'").reset_index(drop=True)
+    holed = data.assign(age=data["age"].mask(data.index % 10 == 0))
+    events = event_study(holed, "time", -1, covariates=("age",), cluster="site").set_index("term")
+    complete = event_study(holed.dropna(subset=["age"]), "time", -1, covariates=("age",), cluster="site")
+    assert events.loc["event_0", "estimate"] == pytest.approx(complete.set_index("term").loc["event_0", "estimate"])
+    assert events.loc["event_0", "n"] == int(((holed["time"] == 0) & holed["age"].notna()).sum())
+    trends = parallel_trends(holed, "time", 0, covariates=("age",), cluster="site").set_index("term")
+    assert trends.loc["parallel_trends_wald", "n"] == int(((holed["time"] < 0) & holed["age"].notna()).sum())
+
+
+def test_one_cluster_or_no_events_are_not_estimated_with_a_sentence(reference_data):
+    data = reference_data("did_times").query("dataset == 'parallel'")
+    for d in (data.assign(site="one"), data.assign(y=0)):
+        events = event_study(d, "time", -1, cluster="site")
+        assert events["estimate"].isna().all() and "fewer than 2 clusters" in events["warnings"].iloc[0]
+        trends = parallel_trends(d, "time", 0, cluster="site")
+        assert trends["statistic"].isna().all() and "2 clusters" in trends["warnings"].iloc[0]
+
+
+@pytest.mark.parametrize(("kind", "family", "outcome", "exposure"), [
+    ("count", "poisson", "events", "days"), ("continuous", "gaussian", "score", None)])
+def test_count_and_continuous_outcomes_match_glm_lm_and_vcovcl(reference_data, results, kind, family, outcome,
+                                                               exposure):
+    data = reference_data("did_other").rename(columns={outcome: "y"})
+    ours = did_cluster_robust(data, "y ~ intervention * after + age", "site", family=family,
+                              exposure=exposure).set_index("term")
+    for (term, quantity), value in results.items(f"other_{kind}_cluster").items():
+        mine = ours.loc[term.replace("(Intercept)", "Intercept"), quantity]
+        if quantity == "estimate" and family == "poisson":
+            mine = math.log(mine)
+        assert mine == pytest.approx(value, rel=GLM, abs=1e-10), (kind, term, quantity)
+    interaction = ours.loc["intervention:after"]
+    if family == "gaussian":  # a difference of means: the interval is estimate +/- 1.96 SE, not exponentiated
+        assert interaction["conf_low"] == pytest.approx(interaction["estimate"] - 1.959963984540054 *
+                                                        interaction["std_error"])
+    assert "Only 12 clusters" in interaction["warnings"] and "too narrow" in interaction["warnings"]
+
+
+def test_the_mixed_models_of_counts_and_continuous_outcomes_match_glmer_and_lmer(reference_data, results):
+    from analysis.stats import linear_mixed, mixed_poisson
+
+    data = reference_data("did_other")
+    count = mixed_poisson(data, "events ~ intervention * after + age", "site", exposure="days").set_index("term")
+    assert math.log(count.loc["intervention:after", "estimate"]) == pytest.approx(
+        results("other_count_mixed", "intervention:after", "estimate"), rel=MIXED)
+    assert count.loc["intervention:after", "std_error"] == pytest.approx(
+        results("other_count_mixed", "intervention:after", "std_error"), rel=MIXED)
+    score = linear_mixed(data, "score ~ intervention * after + age", "site").set_index("term")
+    assert score.loc["intervention:after", "estimate"] == pytest.approx(
+        results("other_continuous_mixed", "intervention:after", "estimate"), rel=1e-5)
+    assert score.loc["intervention:after", "std_error"] == pytest.approx(
+        results("other_continuous_mixed", "intervention:after", "std_error"), rel=1e-4)
+
+
+@pytest.mark.parametrize(("kind", "family", "outcome", "exposure"), [
+    ("count", "poisson", "events", "days"), ("continuous", "gaussian", "score", None)])
+@pytest.mark.parametrize("covariance", ["cluster", "model"])
+def test_event_study_and_trends_of_counts_and_continuous_outcomes_match_glm_lm(reference_data, results, kind,
+                                                                               family, outcome, exposure,
+                                                                               covariance):
+    data = reference_data("did_times_other").rename(columns={outcome: "y"})
+    cluster = "site" if covariance == "cluster" else None
+    events = event_study(data, "time", -1, covariates=("age",), cluster=cluster, family=family,
+                         exposure=exposure).set_index("term")
+    expected = results.items(f"times_{kind}_{covariance}_event")
+    assert {t for t, _ in expected} == set(events.index) - {"event_-1"}
+    for (term, quantity), value in expected.items():
+        assert events.loc[term, quantity] == pytest.approx(value, rel=GLM, abs=1e-12), (kind, term, quantity)
+    # the reference point: a ratio of 1, or a difference of 0
+    assert events.loc["event_-1", "estimate"] == (1.0 if family == "poisson" else 0.0)
+    trends = parallel_trends(data, "time", 0, covariates=("age",), cluster=cluster, family=family,
+                             exposure=exposure).set_index("term")
+    expected = results.items(f"times_{kind}_{covariance}_trends")
+    assert {t for t, _ in expected} == set(trends.index)  # pre_trend_ratio, or pre_trend_difference
+    for (term, quantity), value in expected.items():
+        assert trends.loc[term, quantity] == pytest.approx(value, rel=GLM, abs=1e-12), (kind, term, quantity)
