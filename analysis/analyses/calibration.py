@@ -47,7 +47,6 @@ import dataclasses
 import math
 import sys
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -56,7 +55,7 @@ from scipy.special import expit
 
 from analysis import stats
 from analysis.analyses import published_check
-from analysis.analyses.published_check import _printed
+from analysis.analyses.published_check import _Printed, _printed
 from analysis.data import synthetic
 from analysis.data.validate import published_files
 from analysis.paths import resolve
@@ -78,24 +77,13 @@ STAGE1_EVALUATIONS = 80
 STAGE2_STEPS = 4000
 CANDIDATES = 60  # moves tried per step
 PATIENCE = 60  # steps in a row without a better move before stage 2 gives up
-HL_FIRST = 100.0  # the Hosmer-Lemeshow p weighs as if printed to 0.05 until the rest is within 0.5 units
+HL_FIRST = 100.0  # the Hosmer-Lemeshow p weighs as if printed to 0.05 until the rest is within 0.9 units
 MARGIN = 0.4  # printed units within which a number costs nothing
 REMEASURE = 200  # steps between measurements of the mixed model's offsets
 MODEL_SEED = 20140701  # studies/reference.yml seeds.models (the Laplace fit uses none; kept as the study does)
 
 
-@dataclass(frozen=True)
-class Printed:
-    """A published number with its printed tolerance (half a unit of its last digit)."""
-
-    value: float
-    tolerance: float
-
-    def units(self, ours: float) -> float:
-        return (ours - self.value) / self.tolerance
-
-
-def published_targets(folder=None) -> dict[str, dict[str, Printed]]:
+def published_targets(folder=None) -> dict[str, dict[str, _Printed]]:
     """The printed adjusted odds ratios, intervals, Hosmer-Lemeshow p and Nagelkerke R² per outcome."""
     folder = resolve(folder or synthetic.REFERENCE.published)
     table = pd.read_csv(next(folder.glob("*_primary.csv")), dtype=str).set_index("outcome")
@@ -105,8 +93,7 @@ def published_targets(folder=None) -> dict[str, dict[str, Printed]]:
     for outcome in OUTCOMES:
         out[outcome] = {}
         for quantity, column in columns.items():
-            printed = _printed(table.at[outcome, column])
-            out[outcome][quantity] = Printed(printed.value, printed.tolerance)
+            out[outcome][quantity] = _printed(table.at[outcome, column])
     return out
 
 
@@ -213,7 +200,9 @@ class _Fast:
 
 
 def _units(values: dict[str, dict[str, float]], targets, quantities=QUANTITIES) -> dict[tuple[str, str], float]:
-    return {(key, q): targets[key][q].units(values[key][q]) for key in values for q in quantities}
+    """How far each number is from the published one, in printed tolerances (1: at the edge)."""
+    return {(key, q): (values[key][q] - targets[key][q].value) / targets[key][q].tolerance
+            for key in values for q in quantities}
 
 
 def _worst(units: dict) -> float:
