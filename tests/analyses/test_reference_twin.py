@@ -13,7 +13,7 @@ import json
 import pandas as pd
 import pytest
 
-from analysis.analyses import flow, outcomes, published_check, reproduction
+from analysis.analyses import flow, outcomes, published, published_check, reproduction
 from analysis.config import load_study
 from analysis.data.derive import derive_all
 from analysis.data.derive import flow as flow_frame
@@ -89,3 +89,23 @@ def test_the_generator_reports_what_the_calibration_reached():
     assert set(reproduced) == {"error_at_admission", "error_at_discharge", "error_at_discharge_missing_as_error",
                                "error_at_discharge_missing_as_no_error"}
     assert all(q["within_printed_precision"] for outcome in reproduced.values() for q in outcome.values())
+
+
+def test_printed_digits_become_tolerances_in_the_ledgers_scale():
+    printed = published_as_printed(STUDY)
+    values = published.values(printed).set_index("name")
+    unadjusted = values.loc["admission_error.odds_ratio_unadjusted"]  # 0.15 (0.07 to 0.30): "0.30" keeps its 0
+    assert (unadjusted["published_tolerance"], unadjusted["published_high_tolerance"]) == (0.005, 0.005)
+    assert values.at["admission_error.proportion_before", "published_tolerance"] == 0.0  # 49/121, exact
+    assert values.at["acceptance.proportion_after", "published_tolerance"] == pytest.approx(0.0005)  # 98.0%
+    # Tallon's "standard minus team" 2.4 (1.0 to 3.9) is after minus before in the ledger: limits swap
+    mai = values.loc["mai.change_admission.mean_difference"]
+    assert (mai["published_estimate"], mai["published_low"], mai["published_high"]) == (-2.4, -3.9, -1.0)
+    assert values.at["discharge_error.hosmer_lemeshow", "published_tolerance"] == pytest.approx(0.0005)
+    # read as numbers the digits are lost: no tolerance (but for the exact proportions of two counts), and
+    # beside() then says nothing about agreement
+    as_numbers = {k: pd.read_csv(ROOT / "data_raw/published" / f"grimes2014_{k}.csv") for k in ("primary", "harm",
+                                                                                                "reported")}
+    numeric = published.values(as_numbers)
+    assert numeric.loc[~numeric["name"].str.contains(".proportion_", regex=False), "published_tolerance"].isna().all()
+    assert "agree" not in reproduction.beside({}, as_numbers).columns
