@@ -503,8 +503,8 @@ def generate(p: Parameters, targets: Targets, periods: Period, eligibility: Elig
                            + [excluded_count(lambda t: t.error_at_admission)])
     errors_if_any = 1 + rng.poisson(0.4 + 0.05 * medicines)  # drawn for all: a refine step may move the errors
 
-    # Discharge outcome recorded: less often for short stays and weekend discharges.
-    # (and, for the reference study, more often for patients at higher risk of a discharge error).
+    # Discharge outcome recorded: less often for short stays and weekend discharges (and, with
+    # missing_per_risk above 0, for patients at higher risk of a discharge error).
     risk = p.discharge_strength * (p.discharge_per_medicine * (medicines - 8)
                                    + p.discharge_per_charlson_point * (charlson - 1.5)
                                    + p.discharge_per_log_day * np.log(stay / 5))
