@@ -326,9 +326,12 @@ def _synthesize(parser: argparse.ArgumentParser):
     def handle(args) -> int:
         import time
 
+        from analysis.analyses import calibration
         from analysis.data import synthetic, synthetic_small
 
-        generators = (synthetic, synthetic_small)  # each: DATASETS, write_dataset, check_dataset
+        # each: DATASETS, write_dataset, check_dataset; the reference study's twin is also calibrated to
+        # the paper's adjusted results, which needs the study's models (analysis.analyses.calibration)
+        generators = (calibration, synthetic, synthetic_small)
         if args.patients is not None:
             if args.out is None:
                 raise StudyError("--patients needs --out DIR: benchmark data are not written into data_raw/")

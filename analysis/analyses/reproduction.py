@@ -68,24 +68,56 @@ def acceptance(printed: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataF
     return results, smallest, sensitivity
 
 
-def beside(entries: dict[str, Entry], published: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def _paper_discrepancies(printed: dict[str, pd.DataFrame]) -> dict[str, str]:
+    """Ledger name -> why the published number cannot be reached: those the published counts alone
+    decide (unadjusted odds ratios, NNTs), where the recomputation from the counts disagrees with the
+    paper, so that no dataset with the published counts can give the printed number."""
+    table = published_check.reproduce_published(printed["primary"], printed["reported"], printed["harm"])
+    names = {f"or_unadjusted:{outcome}": f"{prefix}.odds_ratio_unadjusted"
+             for outcome, prefix in published_values.PRIMARY.items()}
+    names.update({quantity: name for (quantity, _), (name, _, _) in published_values.REPORTED.items()})
+    return {names[r.term]: r.note for r in table.itertuples(index=False) if not r.agree and r.term in names}
+
+
+def beside(entries: dict[str, Entry], published: dict[str, pd.DataFrame],
+           printed: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Every published number beside this study's own (from its ledger); `ours` empty where the study's
-    data cannot give it (for example no medicine-level MAI ratings)."""
+    data cannot give it (for example no medicine-level MAI ratings).
+
+    With the tables as printed (`analysis.data.published_as_printed`), also `agree` (ours within half a
+    unit of each printed digit: estimate, and the limits where both have them) and a `note` saying why
+    where they do not: "not reachable from the published counts" with the recomputation's reason for
+    the numbers the counts alone decide (see `from_counts`), or that the study's data cannot give it."""
     rows = []
-    for row in published_values.values(published).itertuples(index=False):
+    unreachable = _paper_discrepancies(printed) if printed else {}
+    for row in published_values.values(printed or published).itertuples(index=False):
         entry = entries.get(row.name)
         ours = entry.estimate if entry is not None else None
         if entry is not None and ours is None:
             ours = entry.p_value
+        published_value = row.published_p_value if pd.notna(row.published_p_value) else row.published_estimate
+        agree, note = None, ""
+        if ours is None:
+            note = "not computable from this study's data"
+        elif printed:
+            pairs = [(ours, published_value, row.published_tolerance)]
+            pairs += [(entry.conf_low, row.published_low, row.published_low_tolerance),
+                      (entry.conf_high, row.published_high, row.published_high_tolerance)]
+            agree = all(abs(o - p) <= t + 1e-12 for o, p, t in pairs
+                        if o is not None and pd.notna(p) and t is not None and pd.notna(t))
+            if not agree:
+                note = (f"not reachable from the published counts: {unreachable[row.name]}" if row.name in unreachable
+                        else "disagrees beyond the printed precision")
         rows.append({
             "name": row.name,
             "description": entry.description if entry else "not computable from this study's data",
-            "published": row.published_p_value if pd.notna(row.published_p_value) else row.published_estimate,
+            "published": published_value,
             "published_low": row.published_low,
             "published_high": row.published_high,
             "ours": ours,
             "ours_low": entry.conf_low if entry else None,
             "ours_high": entry.conf_high if entry else None,
             "source": row.published_source,
+            **({"agree": agree, "note": note} if printed else {}),
         })
     return pd.DataFrame(rows)

@@ -12,6 +12,10 @@ Exact counts with covariate effects: each patient gets a logit score from covari
 and a mild secular trend; exactly k patients per period get the event, drawn without replacement
 with probability proportional to their odds (Gumbel top-k: the k largest of score + Gumbel noise).
 
+For the reference study, `analysis.analyses.calibration` also chooses how strongly covariates, teams
+and missing outcomes relate to the errors, and refines single patients (the `refine` hook of
+`generate`), so that the paper's adjusted odds ratios, Hosmer-Lemeshow p and Nagelkerke R² reproduce.
+
 Every random draw comes from one `numpy.random.Generator` made from the explicit seed and passed
 down; regenerating with the same seed and parameters writes byte-identical files. The generator's
 name, version, seed and every parameter are written beside the data (`<name>.generator.json`).
@@ -56,11 +60,10 @@ from analysis.paths import atomic_write, relative, resolve
 from analysis.provenance import sha256_file
 
 GENERATOR = "analysis.data.synthetic"
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 HARM_BANDS = ("none", "minor", "moderate", "severe")
 VAS_TENTHS = ((0, 0), (1, 29), (30, 70), (71, 100))  # harm score bands in tenths of a point
 MAI_RANGE = 20  # largest change of a patient's summed MAI, either way
-MAI_SPREAD = 0.2  # see shapes.fit_difference: shares the widening among values, no lone outlier
 MAI_EXACT_LIMIT = 1000  # above this many patients per group, MAI values stretch a template this size
 DAYS_PER_MONTH = 30.4375
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -96,7 +99,9 @@ class Parameters:
                                    "St Fintan's")
     pharmacist_names: tuple[str, ...] = ("PH1", "PH2", "PH3", "PH4", "PH5")
     id_prefix: str = "P"
-    team_sd: float = 0.6  # SD of team random intercepts, logit scale (errors and acceptance)
+    team_sd: float = 0.6  # SD of team random intercepts, logit scale (acceptance; errors unless below)
+    error_team_sd: float | None = None  # SD of team intercepts for the two errors (None: team_sd)
+    discharge_team_sd: float | None = None  # for errors at discharge only (None: error_team_sd)
     site_sd: float = 0.3  # SD of site random intercepts, logit scale (multi-site data)
     home_ward_share: float = 0.75  # patients on their team's home ward; the rest are outliers
     female_share: float = 0.52
@@ -108,9 +113,19 @@ class Parameters:
     discharge_per_charlson_point: float = 0.15
     discharge_per_log_day: float = 0.6  # per unit of log(length of stay)
     discharge_after_admission_error: float = 0.8
+    # Multipliers of the covariate terms above, and how much more often an outcome goes unrecorded per
+    # unit of the discharge covariate score: chosen by the reference study's calibration
+    # (analysis/analyses/calibration.py) so that the paper's adjusted results reproduce.
+    admission_strength: float = 1.0
+    discharge_strength: float = 1.0
+    missing_per_risk: float = 0.0
+    after_log_stay_shift: float = 0.0  # stays after the change longer by this much on the log scale
     # Not published: assumed quartiles of the MAI change pre-admission -> admission.
     mai_admission_quartiles_before: tuple[float, float, float] = (0, 2, 5)
     mai_admission_quartiles_after: tuple[float, float, float] = (-2, 0, 1)
+    # see shapes.fit_difference: shares the MAI's widening among values rather than making one outlier;
+    # the reference's is smaller, so that the published intervals are reached to their printed digits
+    mai_spread: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -365,12 +380,35 @@ def _top_k(keys: np.ndarray, index: np.ndarray, k: int) -> np.ndarray:
     return index[np.argpartition(-keys[index], k - 1)[:k]]
 
 
+@dataclass
+class Draft:
+    """The patients as drawn so far, handed to a `refine` step that may change them in place (the
+    reference study's calibration) before harm, MAI and suggestions are made from them. Arrays are per
+    patient; `group` is 0 before, 1 after, 2 ineligible. A refine step must keep every published count:
+    who is 65 or over, and the number of events and of recorded outcomes per group."""
+
+    group: np.ndarray
+    age: np.ndarray
+    charlson: np.ndarray
+    medicines: np.ndarray
+    stay: np.ndarray
+    team: np.ndarray
+    error_admission: np.ndarray
+    outcome: np.ndarray
+    error_discharge: np.ndarray
+    min_age: int
+    min_medicines: int
+
+
 def _days(date: dt.date) -> int:
     return (date - dt.date(1970, 1, 1)).days
 
 
-def generate(p: Parameters, targets: Targets, periods: Period, eligibility: Eligibility) -> Generated:
-    """A synthetic cohort (patients and suggestions, dictionary columns and codes) hitting `targets`."""
+def generate(p: Parameters, targets: Targets, periods: Period, eligibility: Eligibility, refine=None) -> Generated:
+    """A synthetic cohort (patients and suggestions, dictionary columns and codes) hitting `targets`.
+
+    `refine`, if given, is called with the `Draft` once covariates and errors are drawn; it may change
+    them in place (keeping the counts) and returns a report kept in `achieved["calibration"]`."""
     n_before = targets.before.patients if p.patients_before is None else p.patients_before
     n_after = targets.after.patients if p.patients_after is None else p.patients_after
     targets = targets.scaled(n_before, n_after)
@@ -416,7 +454,8 @@ def generate(p: Parameters, targets: Targets, periods: Period, eligibility: Elig
     medicines = eligibility.min_medicines + np.minimum(
         rng.poisson(np.exp(1.45 + 0.012 * (age - 65) + 0.08 * charlson)), 35)
     medicines = np.where(reason == 1, rng.integers(0, max(eligibility.min_medicines, 1), n), medicines)
-    stay = np.clip(np.round(np.exp(rng.normal(np.log(5) + 0.12 * charlson + 0.008 * (age - 65), 0.7))), 1, 60)
+    stay = np.clip(np.round(np.exp(rng.normal(np.log(5) + 0.12 * charlson + 0.008 * (age - 65)
+                                              + p.after_log_stay_shift * (group == 1), 0.7))), 1, 60)
     stay = stay.astype(np.int64)
     discharge = admission + stay
 
@@ -434,7 +473,10 @@ def generate(p: Parameters, targets: Targets, periods: Period, eligibility: Elig
     pharmacist = np.where(group == 1, hospital.team_pharmacist[team], hospital.ward_pharmacist[ward])
 
     # Random intercepts: teams (nested in sites) differ in errors and in accepting suggestions.
-    team_effect = {k: rng.normal(0, p.team_sd, p.teams) for k in ("admission", "discharge", "acceptance")}
+    error_sd = p.team_sd if p.error_team_sd is None else p.error_team_sd
+    discharge_sd = error_sd if p.discharge_team_sd is None else p.discharge_team_sd
+    team_effect = {k: rng.normal(0, sd, p.teams) for k, sd in (("admission", error_sd), ("discharge", discharge_sd),
+                                                               ("acceptance", p.team_sd))}
     site_effect = {k: rng.normal(0, p.site_sd, p.sites) for k in ("admission", "discharge", "acceptance")}
 
     def cluster(kind: str) -> np.ndarray:
@@ -452,30 +494,41 @@ def generate(p: Parameters, targets: Targets, periods: Period, eligibility: Elig
         return round(rate * n_excluded)
 
     # Error at admission: exactly the published number per period.
-    logit = (p.admission_per_medicine * (medicines - 8) + p.admission_per_charlson_point * (charlson - 1.5)
-             + p.admission_per_decade_of_age * (age - 65) / 10 + cluster("admission") + p.trend_per_month * months)
+    logit = (p.admission_strength * (p.admission_per_medicine * (medicines - 8)
+                                     + p.admission_per_charlson_point * (charlson - 1.5)
+                                     + p.admission_per_decade_of_age * (age - 65) / 10)
+             + cluster("admission") + p.trend_per_month * months)
     everyone = np.ones(n, bool)
     error_admission = pick(logit, everyone, [t.error_at_admission for t in groups]
                            + [excluded_count(lambda t: t.error_at_admission)])
-    n_errors_admission = np.where(error_admission, 1 + rng.poisson(0.4 + 0.05 * medicines), 0)
+    errors_if_any = 1 + rng.poisson(0.4 + 0.05 * medicines)  # drawn for all: a refine step may move the errors
 
-    # Discharge outcome recorded: less often for short stays and weekend discharges.
+    # Discharge outcome recorded: less often for short stays and weekend discharges (and, with
+    # missing_per_risk above 0, for patients at higher risk of a discharge error).
+    risk = p.discharge_strength * (p.discharge_per_medicine * (medicines - 8)
+                                   + p.discharge_per_charlson_point * (charlson - 1.5)
+                                   + p.discharge_per_log_day * np.log(stay / 5))
     weekend = (discharge + 3) % 7 >= 5
-    outcome = pick(0.6 * np.log(stay) - 0.8 * weekend, everyone, [t.with_discharge_outcome for t in groups]
-                   + [excluded_count(lambda t: t.with_discharge_outcome)])
-    logit = (p.discharge_per_medicine * (medicines - 8) + p.discharge_per_charlson_point * (charlson - 1.5)
-             + p.discharge_per_log_day * np.log(stay / 5) + p.discharge_after_admission_error * error_admission
-             + cluster("discharge") + p.trend_per_month * months)
+    outcome = pick(0.6 * np.log(stay) - 0.8 * weekend - p.missing_per_risk * risk, everyone,
+                   [t.with_discharge_outcome for t in groups] + [excluded_count(lambda t: t.with_discharge_outcome)])
+    logit = (risk + p.discharge_after_admission_error * error_admission + cluster("discharge")
+             + p.trend_per_month * months)
     n_outcome_excluded = int((outcome & (group == 2)).sum())
     excluded_harm = _largest_remainder(np.add(targets.before.harm, targets.after.harm), n_outcome_excluded)
     error_discharge = pick(logit, outcome, [t.error_at_discharge for t in groups] + [sum(excluded_harm[1:])])
+    achieved: dict = {"before": {}, "after": {}}
+    if refine is not None:
+        achieved["calibration"] = refine(Draft(group, age, charlson, medicines, stay, team, error_admission, outcome,
+                                               error_discharge, eligibility.min_age,
+                                               eligibility.min_medicines))
+        discharge = admission + stay
+    n_errors_admission = np.where(error_admission, errors_if_any, 0)
     n_errors_discharge = np.where(error_discharge, 1 + rng.poisson(0.3 + 0.06 * medicines), 0)
 
     # Severity of the worst discharge error: the most severe go to patients with more errors.
     severity_score = 0.4 * n_errors_discharge + 0.15 * charlson + rng.gumbel(size=n)
     severity = np.where(outcome, 0, -1)
     vas = np.full(n, np.nan)
-    achieved: dict = {"before": {}, "after": {}}
     for g, band_counts in enumerate([t.harm for t in groups] + [excluded_harm]):
         errors = np.flatnonzero(error_discharge & (group == g))
         ranked = errors[np.argsort(-severity_score[errors], kind="stable")]
@@ -610,7 +663,7 @@ def _mai_changes(rng, p: Parameters, targets: Targets) -> tuple[dict[str, tuple[
             except ValueError as error:
                 raise StudyError(f"synthetic generator: MAI change quartiles {q} ({measure}) cannot hold for "
                                  f"{size} patients: {error}") from None
-        shapes.fit_difference(segments[0], segments[1], target, tolerance=0.05, spread=MAI_SPREAD)
+        shapes.fit_difference(segments[0], segments[1], target, tolerance=0.05, spread=p.mai_spread)
         values = []
         for g, (size, segment, q) in enumerate(zip(sizes, segments, quartiles, strict=True)):
             sorted_values = segment.sorted()
@@ -709,8 +762,11 @@ class Dataset:
     title: tuple[str, ...] = ()
 
 
+# The reference study's twin: its team SD for errors is an assumption (the published adjusted odds ratios
+# lie within rounding of the unadjusted ones, which large team differences would not give); the
+# strengths and missing_per_risk are chosen by analysis/analyses/calibration.py when it is written.
 REFERENCE = Dataset("grimes2014_synthetic", "studies/reference.yml", "data_raw/published", Parameters(
-    seed=20140701, suggestions_before=400, suggestions_after=450))
+    seed=20140701, suggestions_before=400, suggestions_after=450, error_team_sd=0.25, mai_spread=0.005))
 
 EXAMPLE = Dataset(
     "example_synthetic", "studies/example.yml", "data_raw/published",
@@ -726,7 +782,8 @@ EXAMPLE = Dataset(
            "SYNTHETIC DATA made by analysis/data/synthetic.py: not real patients"),
 )
 
-DATASETS = {d.name: d for d in (REFERENCE, EXAMPLE)}
+# The reference dataset is written by analysis.analyses.calibration, which calibrates it first.
+DATASETS = {d.name: d for d in (EXAMPLE,)}
 
 
 @dataclass(frozen=True)
@@ -901,12 +958,12 @@ def json_ready(value):
     return value
 
 
-def write_dataset(dataset: Dataset, folder: Path | None = None) -> list[Path]:
+def write_dataset(dataset: Dataset, folder: Path | None = None, refine=None) -> list[Path]:
     """Generate the dataset and write its two tables and sidecar into `folder` (default: where the
-    study file says). Returns the paths written."""
+    study file says). Returns the paths written. `refine`: see `generate`."""
     periods, eligibility, sources = _study_layout(dataset.study)
     targets = read_targets(resolve(dataset.published))
-    generated = generate(dataset.parameters, targets, periods, eligibility)
+    generated = generate(dataset.parameters, targets, periods, eligibility, refine)
     files = {}
     for table, frame in (("patients", generated.patients), ("suggestions", generated.suggestions)):
         source = sources[table]
@@ -943,13 +1000,13 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def check_dataset(dataset: Dataset) -> list[str]:
+def check_dataset(dataset: Dataset, refine=None) -> list[str]:
     """Regenerate into a temporary folder; the committed files that differ (empty: all identical)."""
     _, _, sources = _study_layout(dataset.study)
     committed_folder = resolve(Path(str(sources["patients"].file)).parent)
     with tempfile.TemporaryDirectory() as scratch:
         differing = []
-        for path in write_dataset(dataset, Path(scratch)):
+        for path in write_dataset(dataset, Path(scratch), refine):
             committed = committed_folder / path.name
             if not committed.is_file() or committed.read_bytes() != path.read_bytes():
                 differing.append(relative(committed))

@@ -30,8 +30,10 @@ from analysis.stats.proportions import (
 from analysis.stats.ranks import hodges_lehmann, mann_whitney, median_iqr, proportional_odds, quantile, trend_test
 from analysis.stats.regression import (
     hosmer_lemeshow,
+    hosmer_lemeshow_p,
     logistic_regression,
     nagelkerke_r2,
+    nagelkerke_r2_value,
     negative_binomial_regression,
     poisson_regression,
 )
@@ -48,6 +50,7 @@ __all__ = [
     "gee_logistic",
     "hodges_lehmann",
     "hosmer_lemeshow",
+    "hosmer_lemeshow_p",
     "icc_from_cluster_sd",
     "linear_mixed",
     "logistic_regression",
@@ -57,6 +60,7 @@ __all__ = [
     "mixed_logistic",
     "mixed_poisson",
     "nagelkerke_r2",
+    "nagelkerke_r2_value",
     "negative_binomial_regression",
     "number_needed_to_treat",
     "odds_ratio_exact",

@@ -49,6 +49,8 @@ __all__ = ["gee_logistic", "linear_mixed", "mixed_logistic", "mixed_poisson", "r
 MIN_CLUSTERS = 5
 # Below this many clusters the GEE sandwich variance is known to be biased downwards.
 GEE_MIN_CLUSTERS = 40
+# statsmodels' MixedLM warning when the Hessian at its optimum is not positive definite.
+HESSIAN_AT_BOUNDARY = "The Hessian matrix at the estimated parameter values is not positive definite"
 # A random-intercept SD below this (log-odds or outcome units) is a boundary fit: no clustering left.
 BOUNDARY_SD = 1e-2
 # lme4's isSingular() tolerance on the relative covariance factor theta
@@ -844,14 +846,19 @@ def linear_mixed(
             warnings.filterwarnings("ignore", message="The MLE may be on the boundary", category=ConvergenceWarning)
             fits.append((model.fit(reml=True, method=how), fit_notes))
     result, fit_notes = max((f for f in fits if np.isfinite(f[0].llf)), key=lambda f: f[0].llf)
-    notes.extend(fit_notes)
-    if not result.converged:
-        notes.add("The REML fit did not converge")
     scale = float(result.scale)
     variance = max(float(result.cov_re.iloc[0, 0]), 0.0)
     ratio = variance / scale
     sd_cluster = math.sqrt(variance)
-    if sd_cluster < BOUNDARY_SD * math.sqrt(scale):
+    boundary = sd_cluster < BOUNDARY_SD * math.sqrt(scale)
+    for sentence in str(fit_notes).splitlines():
+        # at a boundary fit the likelihood is flat in the variance, so statsmodels' Hessian there is not
+        # positive definite by construction: no failure to converge, and the SEs below do not use it
+        if not (boundary and HESSIAN_AT_BOUNDARY in sentence):
+            notes.add(sentence)
+    if not result.converged:
+        notes.add("The REML fit did not converge")
+    if boundary:
         notes.add(
             f"The between-{cluster} SD is estimated at essentially zero ({sd_cluster:.2g}, against a residual SD "
             f"of {math.sqrt(scale):.2g}): a boundary (singular) fit, as lme4 reports it; the fixed effects are "

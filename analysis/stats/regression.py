@@ -23,8 +23,10 @@ from analysis.stats.tidy import SEPARATION_EPS, Notes, captured, fitted_at_edge,
 
 __all__ = [
     "hosmer_lemeshow",
+    "hosmer_lemeshow_p",
     "logistic_regression",
     "nagelkerke_r2",
+    "nagelkerke_r2_value",
     "negative_binomial_regression",
     "poisson_regression",
 ]
@@ -74,27 +76,15 @@ def hosmer_lemeshow(observed, predicted, *, groups: int = 10) -> pd.DataFrame:
                 )
             ]
         )
-    breaks = np.unique(np.quantile(p, np.linspace(0, 1, groups + 1)))
-    # right-closed intervals with the lowest break included, as R's cut(include.lowest = TRUE)
-    group = np.clip(np.searchsorted(breaks, p, side="left"), 1, breaks.size - 1)
-    labels = np.unique(group)
-    o = np.array([y[group == g].sum() for g in labels])
-    e = np.array([p[group == g].sum() for g in labels])
-    n_g = np.array([(group == g).sum() for g in labels])
-    variance = e * (1 - e / n_g)
-    df = labels.size - 2
+    statistic, formed = _hosmer_lemeshow_statistic(y, p, groups)
+    df = formed - 2
     notes = Notes()
-    if np.any(variance < SEPARATION_EPS):
+    if math.isnan(statistic):
         notes.add(
             "A risk group's fitted risks are all numerically 0 or 1, so the Hosmer-Lemeshow statistic is undefined"
         )
-        statistic = math.nan
-    else:
-        statistic = float(np.sum((o - e) ** 2 / variance))
-    if labels.size < groups:
-        notes.add(
-            f"Fitted risks are tied, so only {labels.size} of the {groups} Hosmer-Lemeshow groups could be formed"
-        )
+    if formed < groups:
+        notes.add(f"Fitted risks are tied, so only {formed} of the {groups} Hosmer-Lemeshow groups could be formed")
     if df < 1:
         notes.add("Fewer than 3 risk groups: the Hosmer-Lemeshow test is undefined")
     return frame(
@@ -105,7 +95,7 @@ def hosmer_lemeshow(observed, predicted, *, groups: int = 10) -> pd.DataFrame:
                 df=float(df) if df >= 1 else math.nan,
                 p_value=float(stats.chi2.sf(statistic, df)) if df >= 1 else math.nan,
                 method=(
-                    f"Hosmer-Lemeshow test, {labels.size} groups by quantiles of fitted risk "
+                    f"Hosmer-Lemeshow test, {formed} groups by quantiles of fitted risk "
                     f"(as ResourceSelection::hoslem.test), chi-square on {df} df"
                 ),
                 n=int(y.size),
@@ -113,6 +103,37 @@ def hosmer_lemeshow(observed, predicted, *, groups: int = 10) -> pd.DataFrame:
             )
         ]
     )
+
+
+def _hosmer_lemeshow_statistic(y: np.ndarray, p: np.ndarray, groups: int) -> tuple[float, int]:
+    """(statistic, groups formed) of :func:`hosmer_lemeshow`; the statistic is NaN when a group's
+    variance vanishes. Apart from the frame so that a caller refitting thousands of times (the
+    synthetic data's calibration) can have the number without building a data frame each time."""
+    breaks = np.unique(np.quantile(p, np.linspace(0, 1, groups + 1)))
+    # right-closed intervals with the lowest break included, as R's cut(include.lowest = TRUE)
+    group = np.clip(np.searchsorted(breaks, p, side="left"), 1, breaks.size - 1)
+    labels, group = np.unique(group, return_inverse=True)
+    o = np.bincount(group, weights=y, minlength=labels.size)
+    e = np.bincount(group, weights=p, minlength=labels.size)
+    n_g = np.bincount(group, minlength=labels.size)
+    variance = e * (1 - e / n_g)
+    if np.any(variance < SEPARATION_EPS):
+        return math.nan, int(labels.size)
+    return float(np.sum((o - e) ** 2 / variance)), int(labels.size)
+
+
+def hosmer_lemeshow_p(observed, predicted, *, groups: int = 10) -> float:
+    """The p-value of :func:`hosmer_lemeshow` alone (NaN where that test is undefined), without the
+    frame: for callers that compute it thousands of times."""
+    statistic, formed = _hosmer_lemeshow_statistic(np.asarray(observed, float), np.asarray(predicted, float), groups)
+    return float(stats.chi2.sf(statistic, formed - 2)) if formed >= 3 else math.nan
+
+
+def nagelkerke_r2_value(loglik_model: float, loglik_null: float, n: int) -> float:
+    """Nagelkerke's R² of :func:`nagelkerke_r2` as a number (NaN where undefined), without the frame."""
+    if n < 1 or not loglik_null < 0:
+        return math.nan
+    return (1 - math.exp(2 * (loglik_null - loglik_model) / n)) / (1 - math.exp(2 * loglik_null / n))
 
 
 def nagelkerke_r2(loglik_model: float, loglik_null: float, n: int) -> pd.DataFrame:
@@ -139,9 +160,7 @@ def nagelkerke_r2(loglik_model: float, loglik_null: float, n: int) -> pd.DataFra
         )
     if notes:
         return frame([row("nagelkerke_r2", method=method, n=int(n), warnings=str(notes))])
-    cox_snell = 1 - math.exp(2 * (loglik_null - loglik_model) / n)
-    maximum = 1 - math.exp(2 * loglik_null / n)
-    return frame([row("nagelkerke_r2", cox_snell / maximum, method=method, n=int(n))])
+    return frame([row("nagelkerke_r2", nagelkerke_r2_value(loglik_model, loglik_null, n), method=method, n=int(n))])
 
 
 def logistic_regression(

@@ -84,13 +84,17 @@ def test_fixed_effects_are_transformed_back_exactly(deviance):
     assert np.linalg.cond(deviance.x) == pytest.approx(1.0)
 
 
-def test_a_theta_at_the_boundary_is_exactly_zero(reference_data):
+def test_a_theta_at_the_boundary_is_exactly_zero(reference_data, r_results):
+    # crossed team and pharmacist: the pharmacist's SD is 0 alone (glmer: 0, singular) and stays exactly
+    # 0 beside the team's, so the team's SD is that of the team-only model (glmer, tolPwrss = 1e-13)
     patients = reference_data("study_patients")
     y, x = patsy.dmatrices(ADMISSION, patients, return_type="dataframe")
-    codes = [pd.factorize(patients[c], sort=True)[0] for c in ("team", "ward")]
+    codes = [pd.factorize(patients[c], sort=True)[0] for c in ("team", "pharmacist")]
     fit = fit_laplace(y.to_numpy().ravel(), x.to_numpy(), codes)
-    assert fit.theta[1] == 0.0  # ward (glmer: 0, singular)
-    assert fit.theta[0] == pytest.approx(1.0497, abs=1e-4)
+    r = r_results("mixed")
+    assert r("study_admission_pharmacist_exact", "sd__(Intercept)|pharmacist", "estimate") == 0.0
+    assert fit.theta[1] == 0.0
+    assert fit.theta[0] == pytest.approx(r("study_admission_team_exact", "sd__(Intercept)|team", "estimate"), abs=1e-4)
     assert fit.converged and not fit.fell_back
 
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import statsmodels.api as sm
 
 from analysis.stats import regression as G
 
@@ -85,6 +86,28 @@ def test_nagelkerke_by_hand():
     # l0 = -150, l1 = -120, n = 233: CS = 1 - exp(-60/233), max = 1 - exp(-300/233)
     value = G.nagelkerke_r2(-120.0, -150.0, 233)["estimate"].iloc[0]
     assert value == pytest.approx((1 - math.exp(-60 / 233)) / (1 - math.exp(-300 / 233)), rel=1e-12)
+
+
+@pytest.mark.parametrize("groups", [10, 5])
+def test_the_plain_numbers_are_the_frames_numbers(groups, reference_data, r_results, assert_close):
+    # hosmer_lemeshow_p and nagelkerke_r2_value (for callers refitting thousands of times) against R
+    d = reference_data("logistic").dropna(subset=["error", "after", "age", "charlson", "n_medicines"])
+    x = np.column_stack([np.ones(len(d)), d[["after", "age", "charlson", "n_medicines"]].to_numpy(float)])
+    fit = sm.GLM(d["error"].to_numpy(float), x, family=sm.families.Binomial()).fit()
+    r = r_results("regression")
+    p = G.hosmer_lemeshow_p(d["error"], fit.fittedvalues, groups=groups)
+    assert_close(p, r("logistic_adjusted", f"hosmer_lemeshow_g{groups}", "p_value"), ML_REL, 0, "HL p")
+    assert_close(G.nagelkerke_r2_value(fit.llf, fit.llnull, len(d)), r("logistic_adjusted", "nagelkerke_r2",
+                                                                        "estimate"), ML_REL, 0, "Nagelkerke")
+
+
+def test_the_plain_numbers_are_nan_where_the_frames_say_undefined():
+    # two groups (df = 0), as test_hosmer_lemeshow_by_hand; an outcome that never varies (null loglik 0)
+    y = np.array([0, 0, 1, 0, 0, 1, 1, 1, 1, 0])
+    p = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8])
+    assert math.isnan(G.hosmer_lemeshow_p(y, p, groups=2))
+    assert math.isnan(G.nagelkerke_r2_value(0.0, 0.0, 10))
+    assert math.isnan(G.nagelkerke_r2_value(-1.0, -2.0, 0))
 
 
 def test_separation_is_a_sentence_not_a_crash(reference_data):
