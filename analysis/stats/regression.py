@@ -125,7 +125,10 @@ def _hosmer_lemeshow_statistic(y: np.ndarray, p: np.ndarray, groups: int) -> tup
 def hosmer_lemeshow_p(observed, predicted, *, groups: int = 10) -> float:
     """The p-value of :func:`hosmer_lemeshow` alone (NaN where that test is undefined), without the
     frame: for callers that compute it thousands of times."""
-    statistic, formed = _hosmer_lemeshow_statistic(np.asarray(observed, float), np.asarray(predicted, float), groups)
+    observed, predicted = np.asarray(observed, float), np.asarray(predicted, float)
+    if observed.size == 0:
+        return math.nan
+    statistic, formed = _hosmer_lemeshow_statistic(observed, predicted, groups)
     return float(stats.chi2.sf(statistic, formed - 2)) if formed >= 3 else math.nan
 
 

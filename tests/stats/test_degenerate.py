@@ -910,3 +910,13 @@ def test_power_functions_at_the_edges_of_a_design():
     # a stepped wedge with no cluster variance still gives a power strictly between 0 and 1
     wedge = S.stepped_wedge_power(0.4, 0.6, clusters=4, steps=2, cluster_size=10, icc=0.0)
     assert 0 < wedge.set_index("term").loc["power", "estimate"] < 1
+
+
+def test_the_plain_number_twins_are_missing_where_their_frames_are():
+    # hosmer_lemeshow_p and nagelkerke_r2_value give the frames' numbers alone (for the calibration's
+    # thousands of refits): NaN exactly where the frames leave them out
+    assert math.isnan(G.nagelkerke_r2_value(0.0, 0.0, 50))  # no events: the null log-likelihood is 0
+    assert math.isnan(G.hosmer_lemeshow_p([], []))
+    y, p = [0, 0, 1, 0, 0, 1, 1, 1, 1, 0], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8]
+    assert math.isnan(G.hosmer_lemeshow_p(y, p, groups=2))  # two groups: 0 df
+    assert math.isnan(G.hosmer_lemeshow(y, p, groups=2).iloc[0].p_value)
