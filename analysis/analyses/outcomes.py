@@ -232,11 +232,24 @@ def _guard(step: Step, d: pd.DataFrame, study: Study, key: str, terms: dict, com
     """Run one analysis, or record its entries as not estimated with the reason."""
     _, label, unit = _context(study, key)
     problem = _model_problem(d, study, step, unit) if step.model else None
+    exposure = study.outcomes[key].exposure
+    if problem is None and step.model and exposure is not None:
+        problem = _exposure_problem(d, exposure)
     if problem is None and step.analysis not in ("proportions", "rates", "distribution"):
         problem = _empty_period(d, unit)
     if problem is not None:
         return not_estimated(key, terms, label, f"Not estimated ({step.method}): {problem}.")
     return compute()
+
+
+def _exposure_problem(d: pd.DataFrame, exposure: str) -> str | None:
+    """A count model's offset is log(exposure): a row with none (a patient followed for 0 days) has no
+    offset, and the rate models cannot use it (the rates by period still count its events)."""
+    bad = int((pd.to_numeric(d[exposure], errors="coerce") <= 0).sum())
+    if not bad:
+        return None
+    return (f"{bad} of {len(d)} rows have {exposure} of 0 or less, whose logarithm (the model's offset) does "
+            f"not exist; correct them, or leave them out of the outcome with `population: {exposure} > 0`")
 
 
 def _empty_period(d: pd.DataFrame, unit: str) -> str | None:

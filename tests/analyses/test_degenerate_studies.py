@@ -47,6 +47,8 @@ def _data(case: str, n: int = 48, seed: int = 7) -> pd.DataFrame:
     })
     if case == "all_missing":
         frame[["event", "count", "score", "level"]] = pd.NA
+    if case == "zero_exposure":  # a patient discharged on the day of the visit: no days at risk
+        frame.loc[[3, 8], "days"] = 0
     return frame
 
 
@@ -132,3 +134,14 @@ def test_no_study_crashes_and_every_gap_is_explained(tmp_path, kind, by_date, cl
 def test_without_dates_the_time_series_is_skipped_with_a_sentence(tmp_path):
     study, _ = _study(tmp_path, "binary", False, 1, "normal")
     assert "not from dates" in robustness.skipped_time_series(study)
+
+
+def test_a_zero_exposure_leaves_the_rate_models_unestimated_with_what_to_fix(tmp_path):
+    # log(0) has no offset: the models say so and how to fix it, the rates by period are still given
+    study, tables = _study(tmp_path, "count", True, 1, "zero_exposure")
+    results = outcomes.analyse(tables, study, "y").set_index("name")
+    for name in ("y.rate_ratio_poisson", "y.rate_ratio_negative_binomial", "y.rate_ratio_mixed"):
+        assert pd.isna(results.loc[name, "estimate"]), name
+        assert "2 of 48 rows have days of 0 or less" in results.loc[name, "warnings"]
+        assert "population: days > 0" in results.loc[name, "warnings"]
+    assert results.loc["y.rate_before", "estimate"] > 0
