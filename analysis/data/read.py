@@ -18,6 +18,7 @@ import csv
 import datetime as dt
 import io
 import itertools
+import mmap
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,12 +237,21 @@ def _guess_encoding(data: bytes, exclude: str) -> str | None:
 
 
 def _read_text(path: Path, encoding: str, header_row: int, sep: str, study_key: str) -> RawTable:
-    data = path.read_bytes()
-    fast = _read_text_arrow(data, encoding, header_row, sep)
+    fast = _read_text_arrow(_mapped(path), encoding, header_row, sep)
     if fast is not None:
         frame, head = fast
         return RawTable(path, frame, header_row, None, head)
-    return _read_text_pandas(path, data, encoding, header_row, sep, study_key)
+    return _read_text_pandas(path, path.read_bytes(), encoding, header_row, sep, study_key)
+
+
+def _mapped(path: Path) -> bytes | mmap.mmap:
+    """The file's bytes as the operating system's cache holds them, mapped rather than copied: copying 400 MB
+    into new memory took 0.35 s of system time, mapping it 0.01 s. Read-only; unmapped when unused."""
+    with open(path, "rb") as handle:
+        if not handle.seek(0, io.SEEK_END):
+            return b""  # an empty file cannot be mapped
+        return mmap.mmap(handle.fileno(), 0, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),
+                         prot=mmap.PROT_READ)
 
 
 # Encodings in which ASCII bytes are the same characters: a file of ASCII bytes declared in one of
@@ -252,7 +262,7 @@ ASCII_COMPATIBLE = {"utf-8", "utf-8-sig", "ascii", "cp1252", "iso8859-1", "iso88
 ARROW_BLOCK = 1 << 22
 
 
-def _read_text_arrow(data: bytes, encoding: str, header_row: int,
+def _read_text_arrow(data: bytes | mmap.mmap, encoding: str, header_row: int,
                      sep: str) -> tuple[pd.DataFrame, list[list[str]]] | None:
     """The file's cells and first rows as `_read_text_pandas` gives them, read by Arrow's multithreaded
     CSV reader; None when this file might read differently, and the pandas path (whose messages say
@@ -269,11 +279,11 @@ def _read_text_arrow(data: bytes, encoding: str, header_row: int,
     declared = codecs.lookup(encoding).name
     if declared not in ASCII_COMPATIBLE:
         return None
-    ascii_only = data.isascii()
+    ascii_only = bool(np.frombuffer(data, dtype=np.uint8).max(initial=0) < 0x80)
     if not ascii_only and declared not in ("utf-8", "utf-8-sig"):
         return None
     buffer = pa.py_buffer(data)
-    if data.startswith(codecs.BOM_UTF8):  # not part of the first column's name
+    if data[:len(codecs.BOM_UTF8)] == codecs.BOM_UTF8:  # not part of the first column's name
         buffer = buffer.slice(len(codecs.BOM_UTF8))
     head_end = 0
     for _ in range(HEAD_ROWS):
@@ -293,7 +303,7 @@ def _read_text_arrow(data: bytes, encoding: str, header_row: int,
     header = head[header_row - 1]
     if not all(header) or len(set(header)) != len(header):
         return None
-    quoted = b'"' in data
+    quoted = data.find(b'"') >= 0  # (`in` would compare a mapped file's bytes one by one)
     try:
         table = pa_csv.read_csv(
             buffer,
@@ -310,16 +320,24 @@ def _read_text_arrow(data: bytes, encoding: str, header_row: int,
         return None
     # Without a quote, each line is a row (blank ones too); with one, a quoted line break would join two
     # lines into one row and shift the numbers of those below, so the lines are counted (0.2 s for 400 MB)
-    if quoted and table.num_rows != data.count(b"\n") + (len(data) > 0 and not data.endswith(b"\n")) - header_row:
+    if quoted and table.num_rows != _lines(data) - header_row:
         return None
     trim = pc.ascii_trim_whitespace if ascii_only else pc.utf8_trim_whitespace  # the same on ASCII text
     # In ASCII text without tabs, vertical tabs or form feeds, the only white space a cell can start or
     # end with is a space: a column without one is left as it is, not copied (a blank cell was read as
     # missing already). Copying every column took 0.3 s and 400 MB for a million patients.
-    spaces_only = ascii_only and not any(byte in data for byte in (b"\t", b"\v", b"\f"))
+    spaces_only = ascii_only and not any(data.find(byte) >= 0 for byte in (b"\t", b"\v", b"\f"))
     columns = [_blank_missing(trim(column)) if not spaces_only or _padded(column) else column
                for column in table.columns]
     return _text_frame(columns, header, header_row + 1), head
+
+
+def _lines(data: bytes | mmap.mmap) -> int:
+    """Lines of text: line feeds, and a last line without one. Counted 16 MB at a time, as a mapped file has
+    no `count`."""
+    block = 1 << 24
+    feeds = sum(data[start:start + block].count(b"\n") for start in range(0, len(data), block))
+    return feeds + (len(data) > 0 and data[-1:] != b"\n")
 
 
 def _padded(cells: pa.ChunkedArray) -> bool:

@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
-from analysis.config import Study, TableSource
-from analysis.data.derive import assign_period, days_between, eligible, isin, row_positions
+from analysis.config import PERIODS, Study, TableSource
+from analysis.data.derive import days_between, eligible, isin, period_codes, row_positions
 from analysis.data.dictionary import TYPE_WORDS, Column, Table, allowed, published_tables, study_table
 from analysis.data.read import ISO_DATE, RawTable, excerpt, guess_header_row, read_raw
 from analysis.errors import StudyError
@@ -538,15 +538,15 @@ def _period_not_empty(ctx: Context) -> list[Violation]:
     if not _has(t, *needed):
         return []
     values = t.typed[column]
-    period = assign_period(values, study.period)
-    keep = eligible(t.typed, study)
+    codes = period_codes(values, study.period)
+    keep = eligible(t.typed, study).to_numpy(bool)
     found = []
     unit = study.unit(name)
-    for key in ("before", "after"):
+    for number, key in enumerate(PERIODS):
         window = study.period.window(key)
-        if ((period == key) & keep).any():
+        if (keep & (codes == number)).any():
             continue
-        in_period = int((period == key).sum())
+        in_period = int((codes == number).sum())
         if study.period.by_date:
             known = values.dropna()
             span = f"{column} in the file runs from {known.min():%Y-%m-%d} to {known.max():%Y-%m-%d}" \

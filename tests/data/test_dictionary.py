@@ -89,6 +89,24 @@ def test_the_derived_dictionary_lists_the_columns_derive_adds_in_their_order():
     assert columns["after"].tolist() == [0, 1]
 
 
+@pytest.mark.parametrize("days", [
+    pd.date_range("1969-11-15", "1970-02-03", freq="D"),  # before 1970, where days since 1970 are negative
+    pd.DatetimeIndex(["1905-06-30", "2040-01-01", "1905-06-30"]),  # a span of 135 years, a repeated day
+    pd.DatetimeIndex(["2021-12-31 23:59:59.999999", "2022-01-01"]),  # the last microsecond of a year
+    pd.DatetimeIndex([]),
+])
+def test_month_and_month_index_are_the_calendar_month_of_each_date(days):
+    """derive's month text and month number (looked up by day and laid down as bytes) against pandas'
+    own strftime and month arithmetic on the same dates."""
+    by_date = Period(column="admitted", before=Window(label="Before", start="1900-03-01", end="2029-12-31"),
+                     after=Window(label="After", start="2030-01-01", end="2099-12-31"))
+    dates = pd.Series(days).astype("datetime64[us]")
+    columns = _period_columns(dates, pd.Series(["before"] * len(dates)), by_date)
+    assert columns["month"].tolist() == dates.dt.strftime("%Y-%m").tolist()
+    assert str(columns["month"].dtype) == "str"
+    assert columns["month_index"].tolist() == ((dates.dt.year - 1900) * 12 + dates.dt.month - 3).tolist()
+
+
 def test_the_markdown_says_how_a_study_declares_its_columns():
     text = dictionary.render_markdown()
     assert "data.<table>" not in text

@@ -12,7 +12,7 @@ import pytest
 
 from analysis.config import Condition, Period, Window, load_study
 from analysis.data import load, prepare
-from analysis.data.derive import all_hold, assign_period, derive_all, eligible, flow, holds
+from analysis.data.derive import all_hold, derive_all, eligible, flow, holds, period_codes
 from analysis.data.validate import validate_study
 from analysis.errors import StudyError
 from analysis.paths import ROOT
@@ -248,11 +248,11 @@ def test_the_period_by_value_compares_numbers_as_text(tmp_path):
     (1234567 is not 1234568, as six significant digits would make them)."""
     period = Period(column="arm", before=Window(label="A", value=1234567), after=Window(label="B", value=1234568))
     arms = pd.Series([1234567, 1234568, 1234569, None], dtype="Int64")
-    assert assign_period(arms, period).tolist() == ["before", "after", pd.NA, pd.NA]
+    assert period_codes(arms, period).tolist() == [0, 1, -1, -1]  # before, after, neither
     as_numbers = pd.Series([1234567.0, 1234568.0, 0.5, None])
-    assert assign_period(as_numbers, period).tolist() == ["before", "after", pd.NA, pd.NA]
+    assert period_codes(as_numbers, period).tolist() == [0, 1, -1, -1]
     as_text = pd.Series(["1234567", "1234568.0", "x", None], dtype="str")
-    assert assign_period(as_text, period).tolist() == ["before", pd.NA, pd.NA, pd.NA]  # text compares as written
+    assert period_codes(as_text, period).tolist() == [0, -1, -1, -1]  # text compares as written
 
 
 def test_a_true_false_period_column(tmp_path):
