@@ -88,12 +88,14 @@ class Condition(_Strict):
                              "`column is (not) missing`")
         column, operator, value = found.groups()
         value = value.strip("'\"")
+        if operator in ("==", "!="):
+            # kept as written: `ward == 007` is the ward coded 007, not 7; a numeric column compares it as a
+            # number (derive.holds)
+            return cls(column=column, operator=operator, value=value)
         try:
-            number: float | str = float(value)
+            number = float(value)
         except ValueError:
-            if operator not in ("==", "!="):
-                raise ValueError(f"condition '{text}': {operator} needs a number") from None
-            number = value
+            raise ValueError(f"condition '{text}': {operator} needs a number") from None
         return cls(column=column, operator=operator, value=number)
 
     def __str__(self) -> str:

@@ -99,6 +99,8 @@ def test_a_period_from_a_column_has_no_dates(write_study):
     ("arm == usual care", "arm", "==", "usual care"),
     ("arm != 'new model'", "arm", "!=", "new model"),
     ("score<3.5", "score", "<", 3.5),
+    ("ward == 007", "ward", "==", "007"),  # as written: a code, which a numeric column reads as 7 (derive.holds)
+    ("ward != '7'", "ward", "!=", "7"),
     ("mai is not missing", "mai", "is not missing", None),
     ("mai is missing", "mai", "is missing", None),
 ])

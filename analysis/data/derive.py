@@ -73,8 +73,17 @@ def holds(frame: pd.DataFrame, condition: Condition) -> pd.Series:
     if condition.operator in OPERATORS:
         numbers = pd.to_numeric(values, errors="coerce").astype(float)
         return pd.Series(OPERATORS[condition.operator](numbers.to_numpy(), float(condition.value)), index=frame.index)
-    equal = (_as_text(values) == _value_text(condition.value)).fillna(False).astype(bool)
+    equal = _equal(values, condition.value)
     return equal if condition.operator == "==" else (~equal & values.notna()).astype(bool)
+
+
+def _equal(values: pd.Series, value) -> pd.Series:
+    """Cells equal to a study file's value: as numbers in a numeric column (`== 7` and `== 7.0` and `== 007` are
+    7), else as the text written (`ward == 007` is not ward 7; `flag == true` is a true flag)."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+        return (values.astype(float) == number).fillna(False).astype(bool)
+    return (_as_text(values) == _value_text(value)).fillna(False).astype(bool)
 
 
 def all_hold(frame: pd.DataFrame, conditions: list[Condition]) -> pd.Series:

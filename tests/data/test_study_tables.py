@@ -393,12 +393,20 @@ def test_eligibility_criteria_are_applied_in_order_for_the_flow(tmp_path):
     ("arm != usual care", [False, False, True, False]),  # a missing arm is not "other than usual care"
     ("flag == true", [True, False, False, False]),
     ("flag != true", [False, True, False, False]),
+    ("age == 70.0", [True, False, False, False]),  # a numeric column compares numbers
+    ("age == 070", [True, False, False, False]),
+    ("age == seventy", [False, False, False, False]),
+    ("ward == 007", [True, False, False, False]),  # a text column compares the text as written
+    ("ward == 7", [False, False, True, False]),
+    ("ward == '007'", [True, False, False, False]),
+    ("ward != 007", [False, False, True, True]),
 ])
 def test_a_condition_on_a_missing_cell_is_not_met(text, expected):
     frame = pd.DataFrame({
         "age": pd.Series([70, None, 50, 60], dtype="Int64"),
         "arm": pd.Series(["usual care", None, "new", None], dtype="str"),
         "flag": pd.Series([True, False, None, None], dtype="boolean"),
+        "ward": pd.Series(["007", None, "7", "008"], dtype="str"),
     })
     assert holds(frame, Condition.parse(text)).tolist() == expected
 
