@@ -40,7 +40,7 @@ import pandas as pd
 import yaml
 
 from analysis import ledger, tables
-from analysis.config import Study
+from analysis.config import DERIVED_DIR, Study
 from analysis.data.manifest import changed_message, raw_changes
 from analysis.errors import StudyError
 from analysis.ledger import Entry
@@ -78,6 +78,11 @@ CODE = ("paper/__init__.py", "paper/generated.py", "paper/words.py", "paper/safe
 
 
 def build_dir(study: Study) -> Path:
+    """paper/build/<study>, or, for a study whose outputs are not in data_derived/<study> (a relocated copy, a
+    rebuild by `verify`, a study kept outside the repository), `paper/` beside its outputs: a copy of `example`
+    building or cleaning its manuscript must not touch the repository's paper/build/example."""
+    if study.output_dir != DERIVED_DIR / study.name:
+        return study.output_dir / "paper"
     return PAPER / "build" / study.name
 
 

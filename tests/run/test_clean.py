@@ -95,3 +95,15 @@ def test_clean_refuses_an_output_folder_that_is_or_holds_a_source_folder(write_s
     assert f"outputs.folder: {folder} is " in capsys.readouterr().err
     with pytest.raises(StudyError, match="rule: outputs go in a folder inside data_derived/"):
         load_study(write_study({"outputs.folder": folder}))
+
+
+def test_a_relocated_copy_builds_and_cleans_its_paper_beside_its_outputs(tmp_path):
+    """A copy of `example` (as verify and the tests make) keeps its manuscript in its own folder: cleaning it
+    once removed the repository's git-ignored paper/build/example."""
+    from analysis.run.relocate import relocate
+
+    original = load_study("example")
+    copy = relocate(original, tmp_path / "copy")
+    assert paper.build_dir(original) == ROOT / "paper" / "build" / "example"
+    assert paper.build_dir(copy) == tmp_path / "copy" / "outputs" / "paper"
+    assert paper.generated_path(copy).is_relative_to(tmp_path)
