@@ -42,6 +42,7 @@ from analysis.paths import atomic_write, relative
 THRESHOLD, ZERO, NK, PPERCENT, DOF = (
     "MinimumThresholdCheck", "PresenceOfZeroCheck", "NKCheck", "PPercentCheck", "MinimumDoFCheck")
 SECONDARY = "SecondarySuppression"
+ROW_COUNT = "row count"
 LEDGER = "ledger"
 SMALL_GROUP = "small group"
 PASS, FAIL, REVIEW = "pass", "fail", "review"
@@ -55,6 +56,9 @@ REASONS = {
     "derived": "computed from a suppressed count (proportion, percentage, interval or comparison)",
     LEDGER: "the ledger entry it shows is suppressed",
     SMALL_GROUP: "a summary of a group with fewer units than the threshold",
+    ROW_COUNT: "a data file's row count, left out as in the released manifest (the flow shows the counts the rules "
+               "allow)",
+    DOF: "a model with fewer residual degrees of freedom than the threshold (it nearly reproduces its rows)",
 }
 
 
@@ -116,6 +120,11 @@ def rules_applied(rules: Profile) -> list[dict]:
     if rules.safe_round_base:
         applied.append({"rule": "Rounding", "safe_round_base": rules.safe_round_base})
     return applied
+
+
+def model_rule(rules: Profile) -> dict:
+    """The rule applied to the ledger's model estimates (`model_checks`), for the SDC report."""
+    return {"rule": DOF, "safe_dof_threshold": rules.safe_dof_threshold}
 
 
 def ignore_derived(study: Study) -> None:
@@ -343,27 +352,106 @@ def _nearest_partner(values, hidden, lines, cell) -> tuple[int, int] | None:
 
 def _pinned(values, hidden, lines) -> list[tuple[int, int]]:
     """Hidden cells that the totals, the shown cells and counts >= 0 fix to one value."""
-    unknowns = [cell for line in lines for cell in line if hidden[cell]]
-    unknowns = list(dict.fromkeys(unknowns))
+    return [cell for cell, (low, high) in feasible_intervals(values, hidden, lines).items() if high - low < 1]
+
+
+def feasible_intervals(values, hidden, lines) -> dict[tuple[int, int], tuple[float, float]]:
+    """The attacker's view: the least and the most each hidden cell can be, given the cells shown, counts >= 0
+    and `lines`. A line is a list of cells whose total is published, or a dict cell -> coefficient of cells
+    whose weighted sum is 0 (a flow: the stage before less its exclusions less the stage after)."""
+    lines = [line if isinstance(line, dict) else dict.fromkeys(line, 1.0) for line in lines]
+    unknowns = list(dict.fromkeys(cell for line in lines for cell in line if hidden[cell]))
     if not unknowns:
-        return []
+        return {}
     position = {cell: k for k, cell in enumerate(unknowns)}
     equations = np.zeros((len(lines), len(unknowns)))
     for r, line in enumerate(lines):
-        for cell in line:
+        for cell, coefficient in line.items():
             if hidden[cell]:
-                equations[r, position[cell]] = 1.0
-    sums = np.array([sum(values[cell] for cell in line if hidden[cell]) for line in lines])
-    pinned = []
+                equations[r, position[cell]] = coefficient
+    # what the hidden cells of a line add up to is what the published total (or 0) less the shown cells leaves
+    sums = np.array([sum(c * values[cell] for cell, c in line.items() if hidden[cell]) for line in lines])
+    intervals = {}
     for cell, k in position.items():
         objective = np.zeros(len(unknowns))
         objective[k] = 1.0
         low = scipy.optimize.linprog(objective, A_eq=equations, b_eq=sums, bounds=(0, None)).fun
         most = scipy.optimize.linprog(-objective, A_eq=equations, b_eq=sums, bounds=(0, None))
-        high = np.inf if most.status == 3 else -most.fun  # 3: unbounded (no known total holds it)
-        if high - low < 1:
-            pinned.append(cell)
-    return pinned
+        intervals[cell] = (low, np.inf if most.status == 3 else -most.fun)  # 3: unbounded (no known total holds it)
+    return intervals
+
+
+# the kinds of a flow's stages (`flow_suppression`), and the periods of its counts, in the flow table's order
+STAGE, EXCLUSION, INCLUDED, SPLIT = "stage", "exclusion", "included", "split"
+FLOW_PERIODS = ("before", "after", "all")
+
+
+def flow_suppression(kinds: list[str], values: np.ndarray, primary: np.ndarray) -> list[int]:
+    """The stages (rows) of a flow to hide so that no count that fails the rules can be worked back.
+
+    `kinds`: each stage's kind in flow order (`STAGE`: the raw table, the period windows; `EXCLUSION`; `INCLUDED`,
+    the analysed rows, published everywhere; `SPLIT`: the included with and without an outcome, in pairs);
+    `values`: its counts before, after and in all (NaN where it has none); `primary`: the counts that fail.
+    A stage with a failing count is hidden whole (its periods add up to its total).
+
+    The flow is linked by what it is: a stage's periods add up to its total, each stage less the exclusions
+    after it is the next stage, and the included are those with plus those without each outcome. The included
+    are published everywhere, and the raw table's rows (the first stage) are in the manifest; so a hidden
+    exclusion comes back as the stage before it less the others and the included. While the attack of
+    `feasible_intervals` pins a failing count to one value, one more stage is hidden: from the lines of the
+    pinned count, a shown non-zero exclusion first (the smallest: two hidden exclusions share what the stages
+    leave them), else the stage it is linked to (the period window, and then the raw table's rows, which the
+    release then leaves out of the manifest too: analysis/release.py); if none is linked directly, through the
+    hidden stages it is chained to, nearest first. A zero exclusion is never hidden as a partner: nobody was
+    excluded, so it is structural (`_exclusion`). The included are never hidden as partners (published).
+    Only the failing counts must not be pinned: a partner's count worked back is no count under the threshold.
+    """
+    values = np.asarray(values, dtype=float)
+    exists = ~np.isnan(values)
+    # a table of the two periods alone has no total column
+    lines = [{(r, 0): 1.0, (r, 1): 1.0, (r, 2): -1.0} for r in range(len(kinds))
+             if values.shape[1] == len(FLOW_PERIODS) and exists[r].all()]
+    chain = [r for r, kind in enumerate(kinds) if kind in (STAGE, INCLUDED)]
+    chain = chain[:chain.index(kinds.index(INCLUDED)) + 1] if INCLUDED in kinds else chain
+    for first, second in zip(chain, chain[1:], strict=False):
+        excluded = [r for r in range(first + 1, second) if kinds[r] == EXCLUSION]
+        for j in range(values.shape[1]):
+            if exists[[first, second, *excluded], j].all():
+                lines.append({(first, j): 1.0, (second, j): -1.0, **{(r, j): -1.0 for r in excluded}})
+    if INCLUDED in kinds:
+        included = kinds.index(INCLUDED)
+        splits = [r for r in range(included + 1, len(kinds)) if kinds[r] == SPLIT]
+        for without, with_ in zip(splits[::2], splits[1::2], strict=True):
+            lines += [{(included, j): 1.0, (without, j): -1.0, (with_, j): -1.0} for j in range(values.shape[1])
+                      if exists[[included, without, with_], j].all()]
+    failing = {(int(r), int(j)) for r, j in zip(*np.nonzero(np.asarray(primary, dtype=bool) & exists), strict=True)}
+    rows = {r for r, _ in failing}
+    while True:
+        hidden = np.zeros(values.shape, dtype=bool)
+        hidden[sorted(rows)] = True
+        hidden &= exists
+        pinned = [cell for cell in _pinned(np.where(exists, values, 0.0), hidden, lines) if cell in failing]
+        if not pinned:
+            return sorted(rows)
+        partner = _flow_partner(kinds, values, rows, lines, pinned[0][0])
+        if partner is None:
+            raise ValueError(f"the flow's stage {pinned[0][0]} is determined by the published counts and has no stage "
+                             "left to hide with it")
+        rows.add(partner)
+
+
+def _flow_partner(kinds, values, rows, lines, start) -> int | None:
+    """`flow_suppression`'s next stage to hide: see there."""
+    seen, frontier = set(), {start}
+    while frontier:
+        reached = [k for k, line in enumerate(lines) if k not in seen and {r for r, _ in line} & frontier]
+        seen.update(reached)
+        linked = {r for k in reached for r, _ in lines[k]}
+        candidates = [r for r in linked if r not in rows and kinds[r] != INCLUDED and np.nansum(values[r]) > 0]
+        if candidates:
+            return min(candidates, key=lambda r: (kinds[r] != EXCLUSION, np.nanmax(values[r]), r))
+        frontier = {r for r in linked if r in rows} - frontier
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -436,6 +524,13 @@ def protect_table(name: str, frame: pd.DataFrame, rules: Profile,
         rule = next((fails(c, rules) for c in found if fails(c, rules)), None)
         if rule:
             reasons[cell] = rule
+    if is_flow:
+        reasons.update(_secondary_flow(frame, reasons))
+    # the manifest as a notebook shows it (analysis/show.py `manifest`): the raw main table's rows are the flow's
+    # first stage, which `flow_suppression` may hide; left out, as from the released manifest (analysis/release.py)
+    if {"path", "rows", "sha256"} <= set(frame.columns):
+        reasons.update({(i, "rows"): ROW_COUNT for i, rows in enumerate(frame["rows"])
+                        if pd.notna(rows) and str(rows).strip()})
     # a period's `n` (a cluster's patients in the period) add up to the period's published total too
     for count_column in ("events", "count", "n"):
         if {"period", count_column} <= set(frame.columns):
@@ -486,9 +581,6 @@ def protect_table(name: str, frame: pd.DataFrame, rules: Profile,
     if reasons:
         review.append("cells were suppressed (ACRO: review); a suppressed count may also be recoverable from "
                       "another output: check the linked tables")
-    if reasons and is_flow:
-        review.append("a flow's stages differ by its exclusions: a hidden exclusion may be recovered from the "
-                      "stages before and after it; merge small exclusions or hide a stage")
     suppressed = [{"row": i, "column": str(column), "rule": rule, "reason": REASONS[rule]}
                   for (i, column), rule in sorted(reasons.items(), key=lambda x: (x[0][0], str(x[0][1])))]
     return out, TableReport(name, rule_status, suppressed, review)
@@ -523,9 +615,32 @@ def _exclusion(stage) -> bool:
 
     Its zero is structural and shown: "nobody was excluded for this reason" is about no one, and hiding it
     would protect nothing, as the stages before and after it, which are published (the raw table's rows in the
-    manifest, the included n everywhere), give it back. A small non-zero exclusion is hidden, and the flow is
-    marked for review (the same differencing can recover it; see `protect_table`)."""
+    manifest, the included n everywhere), give it back. A small non-zero exclusion is hidden, with what
+    `flow_suppression` hides so that the same differencing cannot give it back."""
     return isinstance(stage, str) and ("excluded:" in stage)
+
+
+def _flow_kind(stage: str) -> str:
+    """A flow stage's kind for `flow_suppression`, from its words (analysis/data/derive.py `flow`)."""
+    if stage == "included in the analysis":
+        return INCLUDED
+    if stage.startswith("included, "):
+        return SPLIT
+    return EXCLUSION if _exclusion(stage) else STAGE
+
+
+def _secondary_flow(frame: pd.DataFrame, reasons: dict) -> dict:
+    """`flow_suppression` on a flow table (a `Stage` column and its counts before, after and, if shown, in both
+    periods)."""
+    columns = [c for c in frame.columns if c != "Stage"]
+    numbers = frame[columns].apply(pd.to_numeric, errors="coerce").astype(float)
+    if len(columns) not in (2, 3) or not reasons or (numbers.isna() & frame[columns].notna()).any(axis=None):
+        return {}  # not the flow's shape, nothing hidden, or a table protected already
+    primary = np.array([[reasons.get((i, c)) in (THRESHOLD, ZERO) for c in columns] for i in range(len(frame))])
+    rows = flow_suppression([_flow_kind(str(stage)) for stage in frame["Stage"]], numbers.to_numpy(), primary)
+    # a failing stage's other counts are hidden as computed from it (`protect_table`); its partners as partners
+    partners = [i for i in rows if not any((i, c) in reasons for c in columns)]
+    return {(i, c): SECONDARY for i in partners for c in columns if pd.notna(numbers.iat[i, columns.index(c)])}
 
 
 def _counts_in(column, value, all_counts) -> list[float]:
@@ -623,7 +738,8 @@ def _secondary_long(frame: pd.DataFrame, column: str, primary: set[tuple[int, st
 # outcome)
 COUNT_METHOD = re.compile(r"^(Count|Sum)\b")
 EVENTS_METHOD = "Count of events"
-RESULT_FIELDS = ("estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high")
+# `df_resid` is hidden with the numbers: rows less parameters, it would give a hidden `n` back
+RESULT_FIELDS = ("estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high", "df_resid")
 SHOWN_AS = " shown as "
 
 
@@ -657,6 +773,9 @@ def protect_entries(entries: dict[str, dict], rules: Profile,
     mark = marker(rules)
     hidden: dict[str, str] = {}
     small: dict[str, str] = {}
+    # ACRO's MinimumDoFCheck, entry by entry: the rows of one model each carry its residual df, and a model's other
+    # outputs (another outcome's counts) are not computed from its fit, so its family is not hidden with it
+    few_dof = {name: DOF for name, entry in model_checks(entries, rules).items() if entry["status"] == FAIL}
     for name, entry in entries.items():
         structural = name.startswith("flow.") and _exclusion(entry.get("description"))
         # a statistic of fewer units than the threshold (a median of six patients is one patient's value)
@@ -674,6 +793,8 @@ def protect_entries(entries: dict[str, dict], rules: Profile,
             rule = next((fails(c, rules) for c in found if fails(c, rules)), None)
             if rule:
                 hidden[name] = rule
+    hidden.update({name: SECONDARY for name in _secondary_flow_entries(entries, {*hidden, *small})
+                   if name not in hidden})
     families = {name.rpartition(".")[0] for name in hidden if "." in name} | families_elsewhere
     # the outcome of a small group: its comparisons give the group back (a difference in means and the mean
     # before give the mean of the few after), its other period's own statistics do not
@@ -682,7 +803,7 @@ def protect_entries(entries: dict[str, dict], rules: Profile,
     for name, entry in entries.items():
         entry = dict(entry)
         family = name.rpartition(".")[0]
-        rule = hidden.get(name) or small.get(name) or ("derived" if family in families or (
+        rule = hidden.get(name) or small.get(name) or few_dof.get(name) or ("derived" if family in families or (
             family in compared and not name.endswith(("_before", "_after"))) else None)
         fields = [f for f in RESULT_FIELDS if entry.get(f) is not None] if rule else []
         # a model's warnings about the same few events give them away too ("no events in one period",
@@ -701,7 +822,78 @@ def protect_entries(entries: dict[str, dict], rules: Profile,
     return out, found
 
 
+def _secondary_flow_entries(entries: dict[str, dict], failing: set[str]) -> list[str]:
+    """`flow_suppression` on the ledger's flow entries (`flow.<stage>.<period>`, analysis/analyses/flow.py): the
+    entries of the stages to hide besides those that fail. The stages' order and kinds come from their keys
+    (analysis/data/derive.py `flow`): the raw table, the rows outside the windows, the windows, the eligibility
+    exclusions (any other key), the included, then the included without and with each outcome."""
+    stages = {}
+    for name in entries:
+        prefix, stage, period = (name.split(".") + [""])[:3]
+        if prefix == "flow" and period in FLOW_PERIODS and name.count(".") == 2:
+            stages.setdefault(stage, {})[period] = name
+    if not stages or not failing & {n for by_period in stages.values() for n in by_period.values()}:
+        return []
+    fixed = {"screened": (0, STAGE), "outside_periods": (1, EXCLUSION), "in_period_window": (2, STAGE),
+             "included": (4, INCLUDED)}
+
+    def place(stage: str) -> tuple:
+        for kind, start in (("missing", "missing_"), ("with", "with_")):
+            if stage.startswith(start):
+                return 5, stage[len(start):], kind != "missing", SPLIT
+        rank, kind = fixed.get(stage, (3, EXCLUSION))
+        return rank, stage, False, kind
+
+    order = sorted(stages, key=place)
+    values = np.array([[entries[stages[s][p]].get("estimate", np.nan) if p in stages[s] else np.nan
+                        for p in FLOW_PERIODS] for s in order], dtype=float)
+    primary = np.array([[stages[s].get(p) in failing for p in FLOW_PERIODS] for s in order])
+    rows = flow_suppression([place(s)[3] for s in order], values, primary)
+    return [stages[order[r]][p] for r in rows for p in FLOW_PERIODS if p in stages[order[r]]]
+
+
+def model_checks(entries: dict[str, dict], rules: Profile) -> dict[str, dict]:
+    """ACRO's `MinimumDoFCheck` on each ledger entry that comes from a fitted model (it has `df_resid`, see
+    `analysis.stats.tidy.with_df_resid`): its status, and its residual df when it passes (a failing model's df,
+    rows less parameters, could give a hidden `n` back). For the SDC report and `protect_entries`."""
+    checks = {}
+    for name, entry in entries.items():
+        if entry.get("df_resid") is None:
+            continue
+        verdict = model_status(entry["df_resid"], rules)
+        checks[name] = {"entry": name, "rule": DOF, "status": verdict, "safe_dof_threshold": rules.safe_dof_threshold}
+        if verdict == PASS:
+            checks[name]["df_resid"] = entry["df_resid"]
+    return checks
+
+
 def overall(statuses: dict[str, str]) -> str:
     """ACRO's overall status of an output: `fail` if a check fails, else `review` if one needs a human."""
     values = set(statuses.values())
     return FAIL if FAIL in values else REVIEW if REVIEW in values else PASS
+
+
+def hidden_clusters(sizes: pd.DataFrame, rules: Profile, elsewhere=frozenset()) -> dict[str, tuple[str, str]]:
+    """The clusters whose random-effect modes may not be shown, each with (rule, reason) for the SDC report.
+
+    A cluster's conditional mode and conditional SD give back its size and, roughly, its events (the SD is
+    about sigma / sqrt(1 + sigma^2 n p (1 - p)), and the mode moves with its events less those expected).
+    `sizes` has one row per cluster: `level`, `n`, `events`. A cluster is hidden when its n, its events or
+    its n - events fails the rules (`fails`); when another output hid its counts (`elsewhere`: the levels
+    hidden in a by-cluster or leave-one-cluster-out table, or all of them when the ledger hid the outcome),
+    so that the same clusters are hidden everywhere; and when it alone is hidden, the smallest other cluster
+    too, since the model's n less the sizes shown would give its size back (as `_hidden_totals`)."""
+    hidden = {}
+    for level, n, events in zip(sizes["level"].astype(str), sizes["n"], sizes["events"], strict=True):
+        rule = next((fails(c, rules) for c in (n, events, n - events) if fails(c, rules)), None)
+        if rule:
+            hidden[level] = (rule, f"{REASONS[rule]}: the cluster's n, events or n - events")
+        elif level in elsewhere:
+            hidden[level] = (LEDGER, "its counts are hidden in another output (a table by cluster, a leave-one-"
+                                     "cluster-out refit, or the outcome's ledger entries)")
+    if len(hidden) == 1 and len(sizes) > 1:
+        shown = sizes[~sizes["level"].astype(str).isin(hidden)]
+        smallest = shown.sort_values(["n", "level"], key=lambda c: c.astype(str) if c.name == "level" else c)
+        hidden[str(smallest["level"].iloc[0])] = (SECONDARY, f"{REASONS[SECONDARY]}: the model's n less the sizes "
+                                                             "shown would give the hidden cluster's size")
+    return hidden

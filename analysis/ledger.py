@@ -72,6 +72,11 @@ class Entry(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     published: Published | None = None
     suppressed: str | None = Field(None, description="disclosure control: which numbers were hidden, and why")
+    # compared exactly, not within a tolerance (it is not in NUMBERS): rows less a count of parameters, an integer
+    # no floating-point noise can move, so a change means a model of other rows or terms
+    df_resid: int | None = Field(None, description="the residual degrees of freedom of the model the entry comes "
+                                                   "from: its rows less its estimated parameters (disclosure "
+                                                   "control's MinimumDoFCheck reads them)")
     provenance: Provenance
 
 
@@ -136,6 +141,7 @@ class Ledger:
             n=None if values.get("n") is None or pd.isna(values.get("n")) else int(values["n"]),
             method=str(values.get("method") or ""),
             warnings=list(warnings),
+            df_resid=None if pd.isna(values.get("df_resid", None)) else int(values["df_resid"]),
             published=Published(**published) if isinstance(published, dict) else published,
             provenance=Provenance(
                 notebook=self.notebook,
@@ -189,6 +195,7 @@ class Ledger:
         # from never leave the kernel; what was hidden, and why, goes to the SDC record for the release
         rules = disclosure.profile(self.study)
         if rules is not None:
+            models = list(disclosure.model_checks(payload, rules).values())
             payload, hidden = disclosure.protect_entries(payload, rules,
                                                          disclosure.hidden_families(self.study, self.notebook))
         path = ledger_dir(self.study) / f"{self.notebook}.json"
@@ -197,7 +204,8 @@ class Ledger:
             handle.write("\n")
         if rules is not None:
             disclosure.write_record(self.study, f"ledger.{self.notebook}", {
-                "output": relative(path), "kind": "ledger", "rules": disclosure.rules_applied(rules),
+                "output": relative(path), "kind": "ledger",
+                "rules": [*disclosure.rules_applied(rules), disclosure.model_rule(rules)], "models": models,
                 "suppressed": hidden, "status": disclosure.REVIEW if hidden else disclosure.PASS})
         return path
 

@@ -15,7 +15,9 @@ Figures, executed notebooks and the manuscript are carried too: under the rules,
 and results as the exported tables and the ledger show them (analysis/show.py), the figures are drawn from those
 (hidden cells left out, continuous values as summaries without patients: analysis/analyses/figure_data.py), and the
 prose prints the marker for a hidden number (analysis/text.py). What the rules cannot see (text a notebook prints,
-a figure's shapes) is listed in the report for review.
+a figure's shapes) is listed in the report for review. The data manifest is carried without its row counts
+(`_released_manifest`), and the report lists every model estimate of the ledger with its residual degrees of freedom
+check (ACRO's `MinimumDoFCheck`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import pandas as pd
 
 from analysis import disclosure
 from analysis.config import Study
+from analysis.data.manifest import MANIFEST
 from analysis.errors import StudyError
 from analysis.paths import ROOT, relative, resolve
 
@@ -225,12 +228,15 @@ def release(study: Study) -> Path:
         for path in carried:
             target = scratch / "outputs" / _inside(study, path)
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
+            if rules is not None and path == study.output_dir / MANIFEST:
+                target.write_text(_released_manifest(path), encoding="utf-8")
+            else:
+                shutil.copyfile(path, target)
         shutil.copyfile(resolve(study.file), scratch / Path(study.file).name)
         packages = sorted({f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions()},
                           key=str.lower)
         (scratch / "packages.txt").write_text("\n".join(packages) + "\n", encoding="utf-8")
-        report = _report(study, rules, records, carried, findings, unsearched)
+        report = _report(study, rules, records, carried, findings, unsearched, scratch)
         (scratch / "sdc_report.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n",
                                                  encoding="utf-8")
         (scratch / "sdc_report.md").write_text(_markdown(report), encoding="utf-8")
@@ -255,24 +261,46 @@ def _inside(study: Study, path: Path) -> Path:
     return Path("paper") / path.relative_to(ROOT / "paper" / "build" / study.name)
 
 
-def _report(study, rules, records, carried, findings, unsearched) -> dict:
+def _released_manifest(path: Path) -> str:
+    """The manifest as the bundle carries it under the rules: every file's path and sha256 (what the checker needs to
+    tie the outputs to their data), without row counts. The raw main table's rows are the flow's first stage, which
+    disclosure control may hide (`disclosure.flow_suppression`: with the included published, the raw rows less the
+    other stages give a lone small exclusion back), and a derived table's rows are the flow's counts again; the flow
+    table and the ledger carry the counts the rules allow, so the manifest need not, and leaving them all out is
+    the same whatever the flow hid."""
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    for role in ("inputs", "outputs"):
+        for entry in manifest.get(role, []):
+            entry.pop("rows", None)
+    return json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+
+
+def _report(study, rules, records, carried, findings, unsearched, folder) -> dict:
     by_output = {record["output"]: record for record in records.values()}
     ledger_hidden = [s for name, r in sorted(records.items()) if name.startswith("ledger.") for s in r["suppressed"]]
+    # every model estimate of the ledger with its MinimumDoFCheck verdict (a failing one is hidden, listed above too)
+    models = [m for name, r in sorted(records.items()) if name.startswith("ledger.") for m in r.get("models", [])]
     outputs = []
     for path in carried:
         name = relative(path)
         record = by_output.get(name)
         if path.name == "results.json" and rules is not None:
-            record = {"kind": "ledger", "suppressed": ledger_hidden,
+            record = {"kind": "ledger", "suppressed": ledger_hidden, "models": models,
                       "status": disclosure.REVIEW if ledger_hidden else disclosure.PASS,
-                      "rules": disclosure.rules_applied(rules)}
-        entry = {"output": (Path("outputs") / _inside(study, path)).as_posix(), "sha256": _sha256(path)}
+                      "rules": [*disclosure.rules_applied(rules), disclosure.model_rule(rules)]}
+        released = Path("outputs") / _inside(study, path)
+        entry = {"output": released.as_posix(), "sha256": _sha256(folder / released)}
         if rules is None:
             entry.update(status=disclosure.PASS, note="synthetic data: no disclosure control needed")
+        elif path == study.output_dir / MANIFEST:
+            entry.update(status=disclosure.PASS, note="paths and sha256 of the data files; their row counts are left "
+                                                      "out (the flow carries the counts the rules allow)")
         elif record is None:
             entry.update(status=disclosure.PASS, note="names and descriptions only; no numbers")
         else:
             entry.update(status=record["status"], suppressed=record["suppressed"], review=record.get("review", []))
+            if "models" in record:
+                entry["models"] = record["models"]
         outputs.append(entry)
     review = [f"{o['output']}: {len(o['suppressed'])} value(s) suppressed; confirm with the linked outputs"
               for o in outputs if o.get("suppressed")]
@@ -285,9 +313,6 @@ def _report(study, rules, records, carried, findings, unsearched) -> dict:
                    "so under the figure), continuous values as boxes without patients; check them by eye",
                    "medians, quartiles, minima and maxima in the ledger are values of single patients when the "
                    "data are small or tied; ACRO marks such statistics for review",
-                   f"models: residual degrees of freedom ({disclosure.DOF}, at least "
-                   f"{rules.safe_dof_threshold}) are not yet recorded with the ledger's model estimates; check "
-                   "each adjusted model's n against its number of parameters",
                    "Table 1 summaries of continuous variables (mean, SD, median, quartiles) are not checked for "
                    "dominance; check that no group summarised is small"]
         if rules.safe_round_base:
@@ -298,7 +323,7 @@ def _report(study, rules, records, carried, findings, unsearched) -> dict:
         "title": study.title,
         "synthetic": study.synthetic,
         "profile": None if rules is None else asdict(rules),
-        "rules": [] if rules is None else disclosure.rules_applied(rules),
+        "rules": [] if rules is None else [*disclosure.rules_applied(rules), disclosure.model_rule(rules)],
         "marker": None if rules is None else disclosure.marker(rules),
         "status": disclosure.REVIEW if review else disclosure.PASS,
         "outputs": outputs,
@@ -331,6 +356,14 @@ def _markdown(report: dict) -> str:
             for s in output["suppressed"]:
                 where = s.get("entry") or f"row {s['row'] + 1}, column `{s['column']}`"
                 lines.append(f"- {where}: {s['reason']} ({s['rule']})")
+        if output.get("models"):
+            failed = [m for m in output["models"] if m["status"] == disclosure.FAIL]
+            lines += [] if output.get("suppressed") else ["", f"### `{output['output']}`"]
+            lines += ["", f"Model estimates of `{output['output']}` checked for residual degrees of freedom "
+                      f"({disclosure.DOF}, at least {output['models'][0]['safe_dof_threshold']}): "
+                      f"{len(output['models']) - len(failed)} pass, {len(failed)} fail (hidden).", "",
+                      "| entry | status | residual df |", "|---|---|---|"]
+            lines += [f"| `{m['entry']}` | {m['status']} | {m.get('df_resid', '(hidden)')} |" for m in output["models"]]
     lines += ["", "## Needs a human decision (review)", ""]
     lines += [f"- {r}" for r in report["review"]] or ["- nothing"]
     found = report["row_level_check"]["found"]

@@ -8,7 +8,10 @@ What is small, on purpose (the threshold of ACRO's profile is 10):
   side, 20 patients a month); ward E has 4 patients;
 - `adverse_events` (count with days at risk);
 - `mai_change` (continuous, per patient): measured for the patients aged 75 or over, 7 of them after;
-- `satisfaction` (ordinal): 2 patients answered `poor` before, 1 after.
+- `satisfaction` (ordinal): 2 patients answered `poor` before, 1 after;
+- `audit_score` (continuous): scored for 10 patients a period, so every count passes, but its mixed model adjusts
+  for seven covariates: 20 rows less 9 fixed effects and 2 variances leave 9 residual degrees of freedom
+  (`AUDIT_DF_RESID`), under ACRO's 10 (MinimumDoFCheck).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import pandas as pd
 import yaml
 
 PER_MONTH = 20
+AUDITED = 10  # patients a period with an audit score
+AUDIT_DF_RESID = 2 * AUDITED - 9 - 2
 MONTHS_BEFORE = [dt.date(2021, m, 1) for m in range(1, 7)]
 MONTHS_AFTER = [dt.date(2021, m, 1) for m in range(7, 13)]
 
@@ -57,6 +62,14 @@ def patients(seed: int = 20261130) -> pd.DataFrame:
     frame["satisfaction"] = levels[rng.integers(0, 3, n)]
     frame.loc[np.flatnonzero(~after)[:2], "satisfaction"] = "Poor"
     frame.loc[np.flatnonzero(after)[:1], "satisfaction"] = "Poor"
+    # drawn last, so that the data above are those the other checks were written for
+    frame["medicines"] = rng.integers(2, 15, n)
+    frame["frailty"] = np.round(rng.uniform(1, 9, n), 1)
+    frame["charlson"] = rng.integers(0, 8, n)
+    audited = np.r_[np.flatnonzero(~after & (frame["ward"] != "E"))[:AUDITED],
+                    np.flatnonzero(after & (frame["ward"] != "E"))[:AUDITED]]
+    frame["audit"] = np.nan
+    frame.loc[audited, "audit"] = np.round(rng.normal(np.where(after[audited], 70.0, 60.0), 8.0), 1)
     return frame.drop(columns="period")
 
 
@@ -69,7 +82,8 @@ def write(folder: Path) -> tuple[Path, pd.DataFrame]:
                     "id": "Patient ID", "admitted": "Admission date", "born": "Date of birth", "age": "Age",
                     "sex": "Sex", "ward": "Ward", "readmitted": "Readmitted", "severe": "Severe error",
                     "days": "Days at risk", "adverse": "Adverse events", "mai": "MAI change",
-                    "satisfaction": "Satisfaction"}).to_csv(csv, index=False)
+                    "satisfaction": "Satisfaction", "medicines": "Medicines", "frailty": "Frailty",
+                    "charlson": "Charlson", "audit": "Audit score"}).to_csv(csv, index=False)
     spec = {
         "title": "Disclosure control end to end (made-up data marked real)",
         "synthetic": False,
@@ -89,7 +103,11 @@ def write(folder: Path) -> tuple[Path, pd.DataFrame]:
                 "adverse_events": {"from": "Adverse events", "type": "integer", "min": 0, "nullable": False},
                 "mai_change": {"from": "MAI change", "type": "number"},
                 "satisfaction": {"from": "Satisfaction", "type": "category", "ordered": True,
-                                 "values": ["poor", "fair", "good", "excellent"]}},
+                                 "values": ["poor", "fair", "good", "excellent"]},
+                "medicines": {"from": "Medicines", "type": "integer"},
+                "frailty": {"from": "Frailty", "type": "number"},
+                "charlson": {"from": "Charlson", "type": "integer"},
+                "audit_score": {"from": "Audit score", "type": "number"}},
             "values": {"sex": {"F": "female", "M": "male"}, "readmitted": {"True": True, "False": False},
                        "severe": {"True": True, "False": False},
                        "satisfaction": {"Poor": "poor", "Fair": "fair", "Good": "good", "Excellent": "excellent"}}}},
@@ -100,7 +118,9 @@ def write(folder: Path) -> tuple[Path, pd.DataFrame]:
         "table_one": ["age", "sex", "ward"],
         "clusters": {"primary": "ward"},
         "subgroups": {"older": {"table": "patients", "label": "aged 75 or over with an MAI change",
-                                "where": ["age >= 75", "mai_change is not missing"]}},
+                                "where": ["age >= 75", "mai_change is not missing"]},
+                      "audited": {"table": "patients", "label": "with an audit score",
+                                  "where": ["audit_score is not missing"]}},
         "outcomes": {
             "readmitted": {"type": "binary", "table": "patients", "column": "readmitted", "label": "Readmission",
                            "analyses": {"by_cluster": True}},
@@ -113,7 +133,11 @@ def write(folder: Path) -> tuple[Path, pd.DataFrame]:
             "mai_change": {"type": "continuous", "role": "secondary", "table": "patients", "column": "mai_change",
                            "subgroup": "older", "label": "Change in MAI", "higher": "worse"},
             "satisfaction": {"type": "ordinal", "role": "secondary", "table": "patients", "column": "satisfaction",
-                             "levels": ["poor", "fair", "good", "excellent"], "label": "Satisfaction"}},
+                             "levels": ["poor", "fair", "good", "excellent"], "label": "Satisfaction"},
+            "audit_score": {"type": "continuous", "role": "secondary", "table": "patients", "column": "audit_score",
+                            "subgroup": "audited", "label": "Audit score",
+                            "covariates": ["age", "sex", "days_at_risk", "adverse_events", "medicines", "frailty",
+                                           "charlson"]}},
         "seeds": {"models": 7},
         "outputs": {"folder": str(folder / "out")},
     }

@@ -225,15 +225,18 @@ def test_monthly_table_gets_a_partner_and_keeps_its_labels():
 
 
 def test_flow_counts_and_rounding_under_a_rounding_profile():
-    flow = pd.DataFrame({"Stage": ["in a window", "excluded: under 18", "excluded: no consent", "included"],
+    flow = pd.DataFrame({"Stage": ["in a window", "excluded: under 18", "excluded: no consent",
+                                   "included in the analysis"],
                          "Before": [121, 3, 0, 118], "After": [112, 10, 0, 102]})
     out, report = disclosure.protect_table("flow", flow, disclosure.PROFILES["nhs_hes"])
     # HES: 3 suppressed, with the rest of its row (its periods add up); zeros shown; the rest rounded to 5
-    # (numpy's half to even: 102 -> 100, 112 -> 110, 118 -> 120, 121 -> 120)
-    assert out["Before"].tolist() == [120.0, "*", 0.0, 120.0]
-    assert out["After"].tolist() == [110.0, "*", 0.0, 100.0]
+    # (numpy's half to even: 102 -> 100, 118 -> 120). The window less the included (published everywhere) would
+    # give the 3 back, and the other exclusion is a zero (structural, shown): the window is hidden with it
+    assert out["Before"].tolist() == ["*", "*", 0.0, 120.0]
+    assert out["After"].tolist() == ["*", "*", 0.0, 100.0]
     assert out["Stage"].tolist() == flow["Stage"].tolist()
-    assert any("flow" in note for note in report.review)
+    assert {(s["row"], s["rule"]) for s in report.suppressed} == {
+        (0, disclosure.SECONDARY), (1, disclosure.THRESHOLD), (1, "derived")}
 
 
 def test_a_synthetic_style_table_without_small_cells_is_unchanged():
@@ -480,3 +483,196 @@ def test_continuous_values_are_drawn_without_patients_and_a_small_group_is_not_d
     whiskers = sorted({round(y, 6) for line in ax.lines for y in line.get_ydata()} - {0.0})
     assert round(float(np.percentile(frame["change"][:30], 10)), 6) in whiskers
     assert not set(frame["change"][:30].round(6)) & {whiskers[0], whiskers[-1]}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The flow: a hidden exclusion must not come back from the other stages (issue 15)
+
+FLOW_COLUMNS = ["Before", "After", "Both periods"]
+
+
+def _flow(exclusions: dict[str, tuple[int, int]], included=(100, 90), outside=0, missing=(20, 30)):
+    """A flow table as analysis/analyses/flow.py exports it, and its ledger entries, from the counts."""
+    window = [included[p] + sum(e[p] for e in exclusions.values()) for p in (0, 1)]
+    stages = [("screened", "patients in the raw table", (None, None, outside + sum(window))),
+              ("outside_periods", "excluded: admission_date outside both period windows", (None, None, outside)),
+              ("in_period_window", "in a period window", (*window, sum(window)))]
+    stages += [(key, f"excluded: {key.replace('_', ' ')}", (*e, sum(e))) for key, e in exclusions.items()]
+    stages += [("included", "included in the analysis", (*included, sum(included))),
+               ("missing_outcome", "included, no outcome", (*missing, sum(missing))),
+               ("with_outcome", "included, with a outcome",
+                (included[0] - missing[0], included[1] - missing[1], sum(included) - sum(missing)))]
+    table = pd.DataFrame([[text, *counts] for _, text, counts in stages], columns=["Stage", *FLOW_COLUMNS])
+    table[FLOW_COLUMNS] = table[FLOW_COLUMNS].astype("Int64")
+    entries = {f"flow.{key}.{period}": {"description": f"Patients: {text} ({period})", "estimate": n, "n": n,
+                                        "method": "Count"}
+               for key, text, counts in stages for period, n in zip(("before", "after", "all"), counts, strict=True)
+               if n is not None}
+    return table, entries
+
+
+def _attack(shown: list[list], kinds: list[str]) -> dict[tuple[int, int], tuple[float, float]]:
+    """What an attacker can say of each hidden count (None), written here from the flow's arithmetic, not from
+    analysis/disclosure.py: a stage's periods add up to its total; the raw rows less those outside the windows are
+    the windows' rows; the windows less the exclusions are the included; the included are those with and those
+    without the outcome; counts are >= 0. The least and the most each hidden count can be (two LPs each)."""
+    unknown = [(i, j) for i, row in enumerate(shown) for j, v in enumerate(row) if v is None]
+    at = {cell: k for k, cell in enumerate(unknown)}
+    rows, rhs = [], []
+
+    def equation(terms):  # terms: (coefficient, i, j); a cell with no count at all is not a term
+        a, b = np.zeros(len(unknown)), 0.0
+        for c, i, j in terms:
+            if (i, j) in at:
+                a[at[(i, j)]] += c
+            elif not (isinstance(shown[i][j], float) and np.isnan(shown[i][j])):
+                b -= c * shown[i][j]
+        rows.append(a)
+        rhs.append(b)
+
+    for i, row in enumerate(shown):
+        if not any(isinstance(v, float) and np.isnan(v) for v in row):
+            equation([(1, i, 0), (1, i, 1), (-1, i, 2)])
+    included = kinds.index("included")
+    equation([(1, 0, 2), (-1, 1, 2), (-1, 2, 2)])
+    for j in (0, 1, 2):
+        equation([(1, 2, j), (-1, included, j), *[(-1, i, j) for i in range(3, included)]])
+        equation([(1, included, j), (-1, included + 1, j), (-1, included + 2, j)])
+    bounds = {}
+    for cell, k in at.items():
+        c = np.zeros(len(unknown))
+        c[k] = 1
+        low = linprog(c, A_eq=np.array(rows), b_eq=rhs, bounds=(0, None))
+        high = linprog(-c, A_eq=np.array(rows), b_eq=rhs, bounds=(0, None))
+        assert low.status == 0 and high.status in (0, 3)  # the true counts are feasible
+        bounds[cell] = (low.fun, np.inf if high.status == 3 else -high.fun)
+    return bounds
+
+
+def _table_shown(out: pd.DataFrame) -> list[list]:
+    return [[None if isinstance(v, str) and v == "*" else (np.nan if pd.isna(v) else float(v)) for v in row]
+            for row in out[FLOW_COLUMNS].itertuples(index=False)]
+
+
+def _ledger_shown(protected: dict, table: pd.DataFrame, entries: dict) -> list[list]:
+    keys = list(dict.fromkeys(name.split(".")[1] for name in entries))
+    return [[(protected[name].get("estimate") if name in protected else np.nan) for name in
+             (f"flow.{key}.{p}" for p in ("before", "after", "all"))] for key in keys]
+
+
+FLOW_CASES = {
+    # one exclusion reason, 5 in the before period: the window less the included gives it back
+    "one reason": ({"aged_under_18": (5, 20)}, {(3, 0)}),
+    # two reasons, one small: the other reason is hidden with it, and they share what the stages leave them
+    "two reasons, one small": ({"aged_under_18": (6, 12), "no_consent": (30, 25)}, {(3, 0)}),
+    # small in both periods (3, 4, and 7 over both): the raw rows go too, or the total would give 7 back
+    "small in both periods": ({"aged_under_18": (3, 4)}, {(3, 0), (3, 1), (3, 2)}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FLOW_CASES))
+def test_a_hidden_flow_exclusion_cannot_be_worked_back_from_the_other_stages(case):
+    exclusions, small = FLOW_CASES[case]
+    table, entries = _flow(exclusions)
+    kinds = ["stage", "exclusion", "stage", *["exclusion"] * len(exclusions), "included", "split", "split"]
+    truth = table[FLOW_COLUMNS].astype(float).to_numpy()
+    out, report = disclosure.protect_table("flow", table, ACRO)
+    protected, _ = disclosure.protect_entries(entries, ACRO)
+    for shown in (_table_shown(out), _ledger_shown(protected, table, entries)):
+        bounds = _attack(shown, kinds)
+        for cell in small:
+            low, high = bounds[cell]
+            # hidden, the truth inside, and at least a wide interval (the threshold's width), not a point
+            assert low <= truth[cell] <= high and high - low >= 10, (case, cell, low, high)
+        # the included (published everywhere) are shown; the table and the ledger hide the same stages
+        assert None not in shown[kinds.index("included")]
+    assert [row for row, values in enumerate(_table_shown(out)) if None in values] == [
+        row for row, values in enumerate(_ledger_shown(protected, table, entries)) if None in values]
+    assert not report.review or not any("flow" in note for note in report.review)
+
+
+def test_a_lone_small_exclusion_in_both_periods_hides_the_raw_rows():
+    table, entries = _flow({"aged_under_18": (3, 4)})
+    out, report = disclosure.protect_table("flow", table, ACRO)
+    protected, hidden = disclosure.protect_entries(entries, ACRO)
+    # the raw table's rows (its count is also the manifest's, which the release leaves out) and the windows
+    assert out.at[0, "Both periods"] == "*" and "estimate" not in protected["flow.screened.all"]
+    assert out.loc[2, FLOW_COLUMNS].eq("*").all()
+    assert {s["rule"] for s in report.suppressed if s["row"] in (0, 2)} == {disclosure.SECONDARY}
+    assert {h["entry"]: h["rule"] for h in hidden}["flow.screened.all"] == disclosure.SECONDARY
+    # what needs no hiding is shown: the zero outside the windows, the included and the outcome's split
+    assert out.at[1, "Both periods"] == 0 and out.loc[4:, FLOW_COLUMNS].ne("*").all(axis=None)
+
+
+def test_zero_exclusions_are_shown_and_hide_nothing():
+    table, entries = _flow({"aged_under_18": (0, 0), "no_consent": (0, 0)})
+    out, report = disclosure.protect_table("flow", table, ACRO)
+    protected, hidden = disclosure.protect_entries(entries, ACRO)
+    assert not report.suppressed and not hidden
+    assert out[FLOW_COLUMNS].astype("Float64").equals(table[FLOW_COLUMNS].astype("Float64"))
+    assert all("estimate" in e for e in protected.values())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Models: residual degrees of freedom (ACRO's MinimumDoFCheck)
+
+
+def _model_entries(df_resid: int) -> dict:
+    return {"harm.events_before": {"description": "events", "estimate": 40, "n": 121, "method": "Count of events"},
+            "harm.odds_ratio_adjusted": {"description": "adjusted odds ratio", "estimate": 0.5, "std_error": 0.2,
+                                         "conf_low": 0.3, "conf_high": 0.8, "p_value": 0.01, "n": 121,
+                                         "df_resid": df_resid, "warnings": ["a warning"], "method": "Logistic"},
+            "harm.risk_difference": {"description": "risk difference", "estimate": -0.1, "n": 233,
+                                     "method": "Risk difference"}}
+
+
+@pytest.mark.parametrize("df_resid, status", [(9, disclosure.FAIL), (10, disclosure.PASS)])
+def test_a_model_with_too_few_residual_df_is_hidden_alone(df_resid, status):
+    entries = _model_entries(df_resid)
+    protected, hidden = disclosure.protect_entries(entries, ACRO)
+    checks = disclosure.model_checks(entries, ACRO)
+    assert list(checks) == ["harm.odds_ratio_adjusted"] and checks["harm.odds_ratio_adjusted"]["status"] == status
+    model = protected["harm.odds_ratio_adjusted"]
+    if status == disclosure.FAIL:
+        assert hidden == [{"entry": "harm.odds_ratio_adjusted", "rule": disclosure.DOF,
+                           "reason": disclosure.REASONS[disclosure.DOF], "family": False,
+                           "fields": ["estimate", "std_error", "p_value", "conf_low", "conf_high", "df_resid",
+                                      "warnings"]}]
+        assert disclosure.marker_of(model["suppressed"]) == "*" and model["n"] == 121
+        assert "df_resid" not in checks["harm.odds_ratio_adjusted"]
+    else:
+        assert not hidden and model == entries["harm.odds_ratio_adjusted"]
+        assert checks["harm.odds_ratio_adjusted"]["df_resid"] == 10
+    # the outcome's counts and other comparisons are not computed from the model's fit: shown
+    assert protected["harm.events_before"] == entries["harm.events_before"]
+    assert protected["harm.risk_difference"] == entries["harm.risk_difference"]
+
+
+def test_a_profile_sets_the_dof_threshold():
+    stricter = dataclasses.replace(ACRO, safe_dof_threshold=20)
+    _, hidden = disclosure.protect_entries(_model_entries(15), stricter)
+    assert [h["rule"] for h in hidden] == [disclosure.DOF]
+    assert not disclosure.protect_entries(_model_entries(15), ACRO)[1]
+
+
+def test_a_hidden_count_hides_its_models_residual_df_too():
+    # 6 events: the outcome is hidden, and so is its model's df_resid, which with the model's terms gives n back
+    entries = _model_entries(117)
+    entries["harm.events_before"]["estimate"] = 6
+    protected, _ = disclosure.protect_entries(entries, ACRO)
+    assert "df_resid" not in protected["harm.odds_ratio_adjusted"]
+
+
+def test_mixed_models_count_their_variance_parameters_as_lme4():
+    # lme4's df.residual = nobs - (fixed effects + variance parameters, + the residual SD for lmer). On 30 rows of
+    # 6 clusters with y ~ after + age + (1 | g), R 4.2 / lme4 1.1 gave 25 for lmer and 26 for glmer (binomial)
+    from analysis import stats
+
+    rng = np.random.default_rng(1)
+    data = pd.DataFrame({"g": np.repeat(list("abcdef"), 5), "after": np.tile([0, 1], 15), "age": rng.normal(size=30)})
+    data["y"] = rng.normal(size=30) + np.repeat(rng.normal(size=6), 5)
+    data["e"] = (rng.random(30) < 0.4).astype(int)
+    assert set(stats.linear_mixed(data, "y ~ after + age", "g")["df_resid"]) == {30 - 3 - 2}
+    assert set(stats.mixed_logistic(data, "e ~ after + age", "g")["df_resid"]) == {30 - 3 - 1}
+    # GEE: statsmodels' df_resid, n less the coefficients
+    assert set(stats.gee_logistic(data, "e ~ after + age", "g")["df_resid"]) == {30 - 3}

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from analysis import disclosure
+from analysis import disclosure, stats
+from analysis.stats import designs
 
 STORED = json.loads((Path(__file__).parent / "reference" / "acro" / "acro_results.json").read_text())
 
@@ -69,13 +70,50 @@ def test_a_hand_checked_dominance_cell():
     assert not bool(disclosure.magnitude_check(data, "row", "column", "value", looser)[0][disclosure.NK].iloc[0, 0])
 
 
+def _model_data(stored: dict) -> pd.DataFrame:
+    data = pd.DataFrame(stored["x"], columns=["x1", "x2", "x3", "x4"])
+    data["y"] = stored["y"]
+    return data
+
+
+FORMULA = "y ~ x1 + x2 + x3 + x4"
+# the project's models that ACRO's `logit` and `ols` are, each as the ledger would record it (its `df_resid` column)
+OURS = {"logit": {"logistic_regression": lambda d: stats.logistic_regression(d, FORMULA),
+                  "did_logistic_cluster": lambda d: designs.did_logistic_cluster(d, FORMULA, "ward")},
+        "ols": {"linear_mixed, one cluster (least squares)": lambda d: stats.linear_mixed(d, FORMULA, "one"),
+                "did_cluster_robust, gaussian": lambda d: designs.did_cluster_robust(d, FORMULA, "ward",
+                                                                                          family="gaussian")}}
+
+
 @pytest.mark.parametrize("case", sorted(STORED["models"]))
 def test_model_dof_agrees_with_acro(case):
     stored = STORED["models"][case]
-    x = sm.add_constant(np.asarray(stored["x"]))
-    fit = sm.Logit(np.asarray(stored["y"]), x).fit(disp=0)
-    assert int(fit.df_resid) == stored["dof"]
-    assert disclosure.model_status(fit.df_resid, _rules("acro")) == stored["status"]
+    assert stored["status"] == (disclosure.FAIL if stored["dof"] < 10 else disclosure.PASS)
+    data = _model_data(stored).assign(one="a", ward=lambda d: np.arange(len(d)) % 3)
+    for name, fit in OURS[stored["model"]].items():
+        out = fit(data)
+        assert out["df_resid"].nunique() == 1 and out["df_resid"].iloc[0] == stored["dof"], name
+        # through the ledger's rule: every estimate of the model passes or fails as ACRO's verdict on it
+        entries = {f"m.{t}": {"description": t, "method": "model", "estimate": 1.0, "n": len(data),
+                              "df_resid": int(v)} for t, v in zip(out["term"], out["df_resid"], strict=True)}
+        checks = disclosure.model_checks(entries, _rules("acro"))
+        assert {c["status"] for c in checks.values()} == {stored["status"]}, name
+        protected, hidden = disclosure.protect_entries(entries, _rules("acro"))
+        failed = stored["status"] == disclosure.FAIL
+        assert all(("estimate" in e) != failed for e in protected.values()), name
+        assert {h["rule"] for h in hidden} == ({disclosure.DOF} if failed else set()), name
+
+
+@pytest.mark.parametrize("case", sorted(STORED["models"]))
+def test_count_models_dof_agree_with_statsmodels(case):
+    # ACRO 1.0.2 wraps no GLM: statsmodels' df_resid, which ACRO reads for the models it wraps, is the reference
+    # for the Poisson and negative binomial models (same design, counts for the outcome)
+    data = _model_data(STORED["models"][case])
+    data["y"] = np.random.default_rng(3).poisson(2.0, len(data))
+    reference = sm.GLM(data["y"], sm.add_constant(data[["x1", "x2", "x3", "x4"]]),
+                       family=sm.families.Poisson()).fit().df_resid
+    for fitted in (stats.poisson_regression(data, FORMULA), stats.negative_binomial_regression(data, FORMULA)):
+        assert set(fitted["df_resid"]) == {reference} and reference == STORED["models"][case]["dof"]
 
 
 @pytest.mark.parametrize("case", sorted(STORED["frequency"]))

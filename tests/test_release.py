@@ -288,3 +288,71 @@ def test_a_run_of_real_data_fails_when_an_output_holds_an_identifier(real):
     [outcome] = _row_level(study, last)
     assert "hold row-level data" in outcome.error and "checked_by_hand.csv" in outcome.detail
     assert patient not in outcome.error + outcome.detail
+
+
+def test_model_estimates_carry_their_residual_df_and_too_few_hide_them(real):
+    # the model rows go from analysis.stats through `named` and `record_frame` to the ledger with their df_resid:
+    # 12 patients and 3 covariates leave 12 - 4 = 8 residual df (fails ACRO's 10), 40 leave 36 (passes)
+    from analysis import stats
+    from analysis.analyses.results import combine, named
+
+    study, _ = real
+    rng = np.random.default_rng(5)
+    frames = []
+    for key, n in (("few", 12), ("many", 40)):
+        data = pd.DataFrame({"after": np.arange(n) % 2, "age": rng.normal(70, 8, n), "sex": rng.integers(0, 2, n)})
+        data["event"] = (rng.random(n) < 0.4).astype(int)
+        data.loc[:1, "event"] = [0, 1]
+        fitted = stats.logistic_regression(data, "event ~ after + age + sex")
+        frames.append(named(fitted, key, {"after": ("odds_ratio_adjusted", "{label}: adjusted odds ratio")}, key))
+    book = ledger.Ledger(study, "04_models")
+    book.record_frame(combine(*frames))
+    hidden = book.get("few.odds_ratio_adjusted")
+    assert (hidden.df_resid, book.get("many.odds_ratio_adjusted").df_resid) == (8, 36)
+    book.save()
+    ledger.merge(study)
+    entries = json.loads((study.output_dir / "results.json").read_text())["entries"]
+    few, many = entries["few.odds_ratio_adjusted"], entries["many.odds_ratio_adjusted"]
+    assert not {"estimate", "conf_low", "conf_high", "p_value", "df_resid"} & set(few)
+    assert disclosure.DOF in few["suppressed"] and few["suppressed"].startswith("estimate, std_error")
+    assert many["df_resid"] == 36 and "estimate" in many
+    folder = release.release(study)
+    report = json.loads((folder / "sdc_report.json").read_text())
+    results = next(o for o in report["outputs"] if o["output"] == "outputs/results.json")
+    models = {m["entry"]: m for m in results["models"]}
+    assert models["few.odds_ratio_adjusted"]["status"] == disclosure.FAIL
+    assert "df_resid" not in models["few.odds_ratio_adjusted"]  # 8 = n - 4 would give a hidden n back
+    assert (models["many.odds_ratio_adjusted"]["status"], models["many.odds_ratio_adjusted"]["df_resid"]) == (
+        disclosure.PASS, 36)
+    assert {"rule": disclosure.DOF, "safe_dof_threshold": 10} in report["rules"]
+    assert {s["entry"]: s["rule"] for s in results["suppressed"]}["few.odds_ratio_adjusted"] == disclosure.DOF
+    markdown = (folder / "sdc_report.md").read_text()
+    assert "| `few.odds_ratio_adjusted` | fail | (hidden) |" in markdown and "1 pass, 1 fail" in markdown
+    assert "not yet recorded" not in markdown
+    # the hidden estimate and interval are in no file of the bundle; the passing model's estimate is
+    shown = _all_text(folder)
+    assert str(many["estimate"]) in shown[folder / "outputs" / "results.json"]
+    for value in (hidden.estimate, hidden.conf_low, hidden.conf_high):
+        assert not [p for p, text in shown.items() if str(value) in text]
+
+
+def test_the_released_manifest_carries_no_row_counts(real):
+    study, _ = real
+    manifest = {"study": study.name, "inputs": [{"path": "data_raw/x.csv", "role": "patients", "rows": 233,
+                                                 "sha256": "ab" * 32}],
+                "outputs": [{"path": "derived/patients.parquet", "rows": 230, "sha256": "cd" * 32}]}
+    (study.output_dir / "manifest.json").write_text(json.dumps(manifest))
+    folder = release.release(study)
+    released = json.loads((folder / "outputs" / "manifest.json").read_text())
+    assert released["inputs"] == [{"path": "data_raw/x.csv", "role": "patients", "sha256": "ab" * 32}]
+    assert "rows" not in released["outputs"][0] and "233" not in (folder / "outputs" / "manifest.json").read_text()
+    report = json.loads((folder / "sdc_report.json").read_text())
+    entry = next(o for o in report["outputs"] if o["output"] == "outputs/manifest.json")
+    # the report's checksum is that of the file released, as SHA256SUMS says
+    sums = dict(reversed(line.split("  ")) for line in (folder / "SHA256SUMS").read_text().splitlines())
+    assert entry["sha256"] == sums["outputs/manifest.json"] and "row counts are left out" in entry["note"]
+    # and as a notebook displays it (analysis/show.py `manifest`), the row counts are hidden too
+    shown = pd.DataFrame({"": ["inputs", "outputs"], "path": ["data_raw/x.csv", "derived/patients.parquet"],
+                          "rows": [233, 230], "sha256": ["ab" * 8, "cd" * 8]})
+    out, _ = disclosure.protect_table("displayed", shown, disclosure.PROFILES["acro"])
+    assert out["rows"].tolist() == ["*", "*"] and out["path"].tolist() == shown["path"].tolist()

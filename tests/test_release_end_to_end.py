@@ -179,3 +179,49 @@ def test_the_manuscript_prints_the_marker_and_no_hidden_count(ran):
     # the models' warnings about severe's few events ("no events in one period", expected counts) are hidden too
     assert "No events in one period" not in text and "expected counts are below 5" not in text
     assert not [i for i in data["id"] if i in text]
+
+
+def test_a_model_with_too_few_residual_df_is_hidden_everywhere(ran):
+    from analysis import paper
+    from analysis.analyses import outcomes
+
+    study, _ = ran
+    # the model as the notebook fits it, from the derived (row-level, never released) tables
+    tables = {p.stem: pd.read_parquet(p) for p in (study.output_dir / "derived").glob("*.parquet")}
+    fitted = outcomes.analyse(tables, study, "audit_score").set_index("name").loc["audit_score.mixed_difference"]
+    assert fitted["df_resid"] == sdc_study.AUDIT_DF_RESID < THRESHOLD and pd.notna(fitted["estimate"])
+    entries = json.loads((study.output_dir / "results.json").read_text())["entries"]
+    entry = entries["audit_score.mixed_difference"]
+    assert not {"estimate", "conf_low", "conf_high", "p_value", "df_resid"} & set(entry)
+    assert disclosure.DOF in entry["suppressed"]
+    # the same outcome's counts and summaries are shown: only the model is hidden
+    assert "estimate" in entries["audit_score.mean_before"] and "estimate" in entries["audit_score.mean_difference"]
+    # its numbers, as the ledger stores them (12 digits) and as a table or the text prints them, in no output
+    values = [fitted[f] for f in ("estimate", "conf_low", "conf_high")]
+    wanted = {f"{v:.12g}" for v in values} | {f"{v:.3g}" for v in values if abs(v) >= 1} | {
+        f"{v:.2f}" for v in values}
+    files = _outputs(study)
+    assert (study.output_dir / "LEDGER.md") in files and any("release" in p.parts for p in files)
+    texts = {p: p.read_text(encoding="utf-8", errors="replace") for p in files}
+    texts["manuscript"] = paper.render_manuscript(study)
+    rows = 0
+    for path, text in texts.items():
+        assert not [w for w in {f"{v:.12g}" for v in values} if w in text], path
+        if path != "manuscript" and path.suffix == ".ipynb":
+            text = "".join("".join(o.get("data", {}).get("text/html", "")) for c in json.loads(text)["cells"]
+                           for o in c.get("outputs", []))
+        # the model's row of a results table (estimate, CI, statistic, p): the marker, none of its numbers
+        for row in re.findall(r"<td>audit_score\.mixed_difference</td>((?:\s*<td>[^<]*</td>){5})", text):
+            cells = re.findall(r"<td>([^<]*)</td>", row)[1:]
+            assert set(cells) == {MARKER} and not [w for w in wanted if w in row], (path, row)
+            rows += 1
+    assert rows >= 2  # the notebook and its copy in the bundle
+    # the SDC report lists it as failing ACRO's MinimumDoFCheck
+    report = json.loads((study.output_dir / "release" / "sdc_report.json").read_text())
+    ledger_output = next(o for o in report["outputs"] if o["output"] == "outputs/results.json")
+    models = {m["entry"]: m for m in ledger_output["models"]}
+    assert models["audit_score.mixed_difference"]["status"] == disclosure.FAIL
+    assert models["audit_score.mixed_difference"]["rule"] == disclosure.DOF
+    assert any(m["status"] == disclosure.PASS for m in models.values())
+    assert "| `audit_score.mixed_difference` | fail | (hidden) |" in (
+        study.output_dir / "release" / "sdc_report.md").read_text()

@@ -24,7 +24,8 @@ def named(frame: pd.DataFrame, prefix: str, terms: dict[str, tuple[str, str]], l
     rows = frame.set_index("term").loc[list(terms)].reset_index()
     rows.insert(0, "name", [f"{prefix}.{terms[t][0]}" for t in rows["term"]])
     rows.insert(1, "description", [terms[t][1].format(label=label) for t in rows["term"]])
-    return rows[["name", "description", *COLUMNS]]
+    # a model's residual degrees of freedom (`analysis.stats.tidy.with_df_resid`) go to the ledger with its rows
+    return rows[["name", "description", *COLUMNS, *[c for c in ("df_resid",) if c in rows.columns]]]
 
 
 def not_estimated(prefix: str, terms: dict[str, tuple[str, str]], label: str, reason: str, **fields) -> pd.DataFrame:

@@ -35,7 +35,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 from analysis.stats.proportions import _newcombe, proportion, wilson_interval
-from analysis.stats.tidy import Notes, captured, exp_or_missing, frame, row, wald_test, z_quantile
+from analysis.stats.tidy import Notes, captured, exp_or_missing, frame, row, wald_test, with_df_resid, z_quantile
 
 WEBB = np.array([-math.sqrt(1.5), -1.0, -math.sqrt(0.5), math.sqrt(0.5), 1.0, math.sqrt(1.5)])
 GROUPS = ("intervention_before", "intervention_after", "control_before", "control_after")
@@ -232,7 +232,7 @@ def did_cluster_robust(
             shown_values = (float(b), float(b - z * se), float(b + z * se))
         rows.append(row(name, shown_values[0], float(se), statistic, p_value, shown_values[1], shown_values[2],
                         method=method, n=len(y), warnings=str(notes)))
-    return frame(rows)
+    return with_df_resid(frame(rows), fit.df_resid)
 
 
 def webb_weights(clusters: int, reps: int, seed: int | np.random.Generator) -> tuple[np.ndarray, bool]:
@@ -389,8 +389,8 @@ def wild_cluster_bootstrap(
             ends.append((inside + outside) / 2)
     shown = (lambda v: v) if family == "gaussian" else math.exp
     low, high = (shown(e) if math.isfinite(e) else math.nan for e in ends)
-    return frame([row(term, shown(estimate), se, statistic, p_value, low, high, df=float(len(weights)),
-                      method=method, n=len(y), warnings=str(notes))])
+    return with_df_resid(frame([row(term, shown(estimate), se, statistic, p_value, low, high, df=float(len(weights)),
+                                    method=method, n=len(y), warnings=str(notes))]), full.df_resid)
 
 
 def _event_design(data: pd.DataFrame, time: str, reference: float, covariates: tuple[str, ...]) -> tuple[
@@ -543,7 +543,9 @@ def event_study(
                       n=int((d[time].astype(float) == t).sum()), time=t)
     for r in rows.values():
         r["warnings"] = str(notes)
-    return frame([rows[t] for t in sorted(rows)])
+    # the design's columns, not its rank (statsmodels' count, a second pass over the rows): the same for a design
+    # of full rank, the stricter for an aliased one
+    return with_df_resid(frame([rows[t] for t in sorted(rows)]), len(y) - x.shape[1])
 
 
 def parallel_trends(
@@ -636,10 +638,11 @@ def parallel_trends(
     b, se = float(b_lin[3]), float(math.sqrt(cov_lin[3, 3]))
     z = z_quantile(confidence)
     slope_statistic, slope_p = wald_test(b, se)
-    return frame([
+    # the residual df of the larger of the two models (the one with a term per time point; see `event_study`)
+    return with_df_resid(frame([
         row("parallel_trends_wald", statistic=statistic, p_value=p_wald, df=float(dof), method=wald_method,
             n=len(y), warnings=str(notes)),
         row(slope_term, _shown(b, family, notes), se, slope_statistic, slope_p,
             _shown(b - z * se, family, notes), _shown(b + z * se, family, notes), method=slope_method, n=len(y),
             warnings=str(notes)),
-    ])
+    ]), len(y) - x.shape[1])

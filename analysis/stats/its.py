@@ -14,7 +14,7 @@ import statsmodels.api as sm
 from statsmodels.stats.diagnostic import acorr_ljungbox
 from statsmodels.stats.stattools import durbin_watson
 
-from analysis.stats.tidy import Notes, captured, frame, row, wald_test, z_quantile
+from analysis.stats.tidy import Notes, captured, frame, row, wald_test, with_df_resid, z_quantile
 
 FAMILIES = ("poisson", "binomial")
 SEASONS = ("none", "fourier", "months")
@@ -248,7 +248,8 @@ def segmented_counts(
     rows.append(row("ljung_box", statistic=float(box["lb_stat"].iloc[0]), p_value=float(box["lb_pvalue"].iloc[0]),
                     df=float(lags), method=f"Ljung-Box test of the Pearson residuals{series} at lag {lags}",
                     n=int(treated.sum())))
-    return frame(rows)
+    # the time points (rows of the series) less the coefficients
+    return with_df_resid(frame(rows), fit.df_resid)
 
 
 def its_curves(data: pd.DataFrame, events: str, denominator: str, time: str, change: float, fitted: pd.DataFrame,

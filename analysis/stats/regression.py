@@ -19,7 +19,7 @@ from scipy import special, stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from analysis.stats.design import Design, design, not_fittable
-from analysis.stats.tidy import SEPARATION_EPS, Notes, captured, fitted_at_edge, frame, row, wald_rows
+from analysis.stats.tidy import SEPARATION_EPS, Notes, captured, fitted_at_edge, frame, row, wald_rows, with_df_resid
 
 __all__ = [
     "hosmer_lemeshow",
@@ -203,7 +203,7 @@ def logistic_regression(
     nk = nagelkerke_r2(float(fit.llf), float(fit.llnull), d.n)
     for extra in (hl, nk):
         extra.loc[0, "warnings"] = "\n".join(filter(None, [str(notes), extra.loc[0, "warnings"]]))
-    return pd.concat([frame(rows), hl, nk], ignore_index=True)
+    return with_df_resid(pd.concat([frame(rows), hl, nk], ignore_index=True), fit.df_resid)
 
 
 def _exposure(d: Design, exposure: str | None) -> dict:
@@ -251,7 +251,7 @@ def poisson_regression(
             "standard errors are too small, and the negative binomial model is preferable"
         )
     notes.add(fitted_at_edge(fit.fittedvalues, "poisson"))
-    return frame(_coefficient_rows(d, fit, method, notes, confidence))
+    return with_df_resid(frame(_coefficient_rows(d, fit, method, notes, confidence)), fit.df_resid)
 
 
 def _theta_se(theta: float, y: np.ndarray, mu: np.ndarray) -> float:
@@ -329,4 +329,5 @@ def negative_binomial_regression(
             warnings=str(notes),
         )
     )
-    return frame(rows)
+    # n less the coefficients, as statsmodels' NegativeBinomial and R's glm.nb count them (theta is not counted)
+    return with_df_resid(frame(rows), fit.df_resid)

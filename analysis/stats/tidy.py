@@ -86,6 +86,17 @@ def frame(rows: Iterable[dict]) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def with_df_resid(out: pd.DataFrame, df_resid: float) -> pd.DataFrame:
+    """``out``, a fitted model's rows, with its residual degrees of freedom on each (column ``df_resid``).
+
+    They are the rows the model used less the parameters it estimated: statsmodels' ``df_resid`` (n less the
+    rank of the fixed-effects design) for the models statsmodels fits, which is what the SACRO project's output
+    checker (ACRO's ``MinimumDoFCheck``) reads, and R's ``df.residual``. A model with few of them nearly
+    reproduces its rows; the disclosure rules judge that, this layer only reports it.
+    """
+    return out.assign(df_resid=float(df_resid))
+
+
 _LARGEST_LOG = math.log(np.finfo(float).max)
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from analysis.stats.tidy import Notes, captured, frame, join, row, wald_test
+from analysis.stats.tidy import Notes, captured, frame, join, row, wald_test, with_df_resid
 
 __all__ = ["p_chart", "segmented_regression"]
 
@@ -131,7 +131,7 @@ def segmented_regression(
                 warnings=str(notes),
             )
         )
-    return frame(rows)
+    return with_df_resid(frame(rows), df)
 
 
 def _too_short(after: np.ndarray, notes: Notes) -> bool:

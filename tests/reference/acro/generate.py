@@ -88,7 +88,12 @@ def model_cases() -> dict[str, dict]:
     for name, n in {"logit_few_df": 14, "logit_enough_df": 15}.items():
         x = rng.normal(size=(n, 4))
         y = (x[:, 0] + rng.normal(size=n) > 0).astype(int)
-        cases[name] = {"y": y.tolist(), "x": x.tolist()}
+        cases[name] = {"model": "logit", "y": y.tolist(), "x": x.tolist()}
+    # ACRO 1.0.2 wraps ols, logit and probit (no glm): the linear model at 9 and 10 residual df too
+    for name, n in {"ols_few_df": 14, "ols_enough_df": 15}.items():
+        x = rng.normal(size=(n, 4))
+        y = x[:, 0] + rng.normal(size=n)
+        cases[name] = {"model": "ols", "y": y.tolist(), "x": x.tolist()}
     return cases
 
 
@@ -119,7 +124,7 @@ def main() -> None:
     for name, case in model_cases().items():
         s = session("acro")
         x = pd.DataFrame(case["x"], columns=["x1", "x2", "x3", "x4"])
-        s.logit(pd.Series(case["y"], name="y"), acro.add_constant(x))
+        getattr(s, case["model"])(pd.Series(case["y"], name="y"), acro.add_constant(x))
         record = list(s.results.results.values())[-1]
         out["models"][name] = {**case, "status": record.status, "dof": int(record.properties["dof"]),
                                "summary": record.summary}
