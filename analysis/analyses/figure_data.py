@@ -2,10 +2,12 @@
 
 The figures follow the declared outcomes: proportions of the binary outcomes, a forest plot of their
 odds ratios (with their sensitivity analyses), the monthly series, the levels of each ordinal
-outcome, the values of the continuous outcomes (grouped by subgroup), and a binary outcome by
-cluster where the study asks for it (`by_cluster`). Numbers come from the ledger and from the tables
-the other notebooks exported; only continuous values, which no summary can show, are drawn from the
-derived tables.
+outcome, the values of the continuous outcomes (grouped by subgroup), a binary outcome by cluster
+where the study asks for it (`by_cluster`), and the random intercepts of the headline outcomes' mixed
+models by cluster (a caterpillar plot, `modes`). Numbers come from the ledger and from the tables the
+other notebooks exported; the caterpillar plot's table is made here (`export_tables`, before the figures
+are drawn) from the model notebooks 03 and 04 fit, and only continuous values, which no summary can show,
+are drawn from the derived tables.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from dataclasses import dataclass, field
 import pandas as pd
 from matplotlib.figure import Figure as Drawn
 
-from analysis import disclosure, figures
+from analysis import disclosure, figures, tables
 from analysis.analyses.its_counts import its_outcomes
-from analysis.analyses.outcomes import outcome_data
+from analysis.analyses.outcomes import outcome_data, plan
 from analysis.config import PERIODS, Study
+from analysis.errors import StudyError
 from analysis.figures.plots import event_study as event_study_figure
 from analysis.ledger import Entry
+from analysis.stats.mixed import random_effects
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,7 @@ class Figure:
     """One figure of the study: its file name, the figure function, the outcomes it shows."""
 
     name: str
-    kind: str  # proportions, forest, monthly, its, event_study, levels, values, by_cluster
+    kind: str  # proportions, forest, monthly, its, event_study, levels, values, by_cluster, modes
     keys: tuple[str, ...] = ()
     options: dict = field(default_factory=dict)
 
@@ -70,6 +74,9 @@ def figures_of(study: Study, has_monthly: bool, has_its: bool | None = None,
     for key, o in study.outcomes.items():
         if o.does("by_cluster") and study.clusters.primary:
             found.append(Figure(f"{key.replace('.', '_')}_by_{study.clusters.primary}", "by_cluster", (key,)))
+    if study.clusters.primary:
+        found += [Figure(f"{key.replace('.', '_')}_modes_by_{study.clusters.primary}", "modes", (key,))
+                  for key in headline]
     return found
 
 
@@ -151,6 +158,81 @@ def by_cluster(table: pd.DataFrame) -> pd.DataFrame:
         ["team", "period_label", "accepted", "n", "estimate", "conf_low", "conf_high"]]
 
 
+def modes(tables_: dict[str, pd.DataFrame], study: Study, key: str, exported=None) -> tuple[pd.DataFrame, list[dict]]:
+    """The random intercepts of the outcome's mixed model by cluster, for the caterpillar plot: the model of
+    the outcome's plan (`outcomes.plan`: its formula and cluster, on its analysed rows), its conditional modes
+    (log-odds scale) with their conditional SDs and mode +/- 1.96 SD, conditional on the estimates
+    (`analysis.stats.random_effects`, as lme4's ranef), and each cluster's `n` (its rows in the fit).
+
+    Under the study's disclosure rules (then `exported(name)`, which reads the tables the other notebooks
+    exported, is needed), a cluster `disclosure.hidden_clusters` names has its row's numbers shown as the
+    marker; those rows come last, by name, since their place in an order by mode would tell where their mode
+    lies. Returns the table, sorted by mode, and what was hidden, for the SDC record (rows as in the table)."""
+    (step,) = [s for s in plan(study, key) if s.analysis == "mixed"]
+    fit = random_effects(outcome_data(tables_, study, key), step.model, step.cluster)
+    table = pd.DataFrame({"cluster": fit["level"], "n": fit["n"], "estimate": fit["estimate"],
+                          "std_error": fit["std_error"], "conf_low": fit["conf_low"], "conf_high": fit["conf_high"],
+                          "warnings": fit["warnings"]})
+    rules = disclosure.profile(study)
+    hidden = {} if rules is None or fit["estimate"].isna().all() else disclosure.hidden_clusters(
+        fit, rules, _hidden_elsewhere(study, key, fit["level"], exported))
+    shown = table[~table["cluster"].isin(hidden)].sort_values(["estimate", "cluster"], kind="stable")
+    concealed = table[table["cluster"].isin(hidden)].sort_values("cluster")
+    table = pd.concat([shown, concealed], ignore_index=True)
+    numbers = ["n", "estimate", "std_error", "conf_low", "conf_high"]
+    suppressed = []
+    if hidden:
+        table[numbers] = table[numbers].astype(object)
+        for i in range(len(shown), len(table)):
+            rule, reason = hidden[table.at[i, "cluster"]]
+            table.loc[i, numbers] = rules.marker
+            suppressed += [{"row": i, "column": column, "rule": rule, "reason": reason} for column in numbers]
+    return table, suppressed
+
+
+def _hidden_elsewhere(study: Study, key: str, levels: pd.Series, exported) -> frozenset[str]:
+    """The clusters whose counts another output hid: every one when the ledger hid the outcome, else those with
+    a hidden cell in a table by cluster (notebooks 03 and 04) or a hidden refit of the leave-one-cluster-out
+    table (notebook 05)."""
+    if key in disclosure.hidden_families(study):
+        return frozenset(levels.astype(str))
+    if exported is None:
+        raise ValueError("modes(): under disclosure control, give exported= (reads the other notebooks' tables), "
+                         "so that a cluster they hid is hidden here too")
+    cluster, rules = study.clusters.primary, disclosure.profile(study)
+    names = [(f"{o.role}_{k}_by_{cluster}", "cluster", ["events", "n", "estimate"])
+             for k, o in study.outcomes.items() if o.does("by_cluster")]
+    names.append((f"leave_one_{cluster}_out", f"{cluster}_left_out", ["estimate"]))
+    found = set()
+    for name, column, counts in names:
+        try:
+            table = exported(name)
+        except StudyError:  # a table this study does not make (no outcome by cluster, or too many clusters)
+            continue
+        if "outcome" in table.columns:
+            table = table[table["outcome"] == key]
+        found |= set(table.loc[table[counts].astype(str).eq(rules.marker).any(axis=1), column].astype(str))
+    return frozenset(found)
+
+
+def export_tables(study: Study, planned: list[Figure], tables_: dict[str, pd.DataFrame], exported) -> list[str]:
+    """Export the tables this notebook makes for its figures (the caterpillar plots' modes), under the study's
+    disclosure rules, before the figures are drawn from them; what `modes` hid goes into the table's SDC record
+    beside what `tables.export` hid. Returns the names exported."""
+    names = []
+    for figure in planned:
+        if figure.kind != "modes":
+            continue
+        table, suppressed = modes(tables_, study, figure.keys[0], exported)
+        tables.export(study, figure.name, table)
+        if suppressed:
+            record = disclosure.read_records(study)[f"table.{figure.name}"]
+            record.update(suppressed=suppressed + record["suppressed"], status=disclosure.REVIEW)
+            disclosure.write_record(study, f"table.{figure.name}", record)
+        names.append(figure.name)
+    return names
+
+
 def _numbers(frame: pd.DataFrame, marker: str) -> pd.DataFrame:
     """An exported table under disclosure control as numbers: a hidden cell (the marker) is missing."""
     frame = frame.mask(frame.eq(marker))
@@ -170,7 +252,7 @@ def hidden(figure: Figure, study: Study, exported) -> str | None:
         return ("Under disclosure control no patient is drawn: boxes show medians and quartiles, whiskers the 10th "
                 f"to 90th percentiles; a group of fewer than {rules.safe_threshold} is not drawn (n = {rules.marker}).")
     names = {"monthly": "monthly", "its": "its_curves", "levels": "{role}_{key}_levels",
-             "by_cluster": f"{{role}}_{{key}}_by_{study.clusters.primary}"}
+             "by_cluster": f"{{role}}_{{key}}_by_{study.clusters.primary}", "modes": figure.name}
     if figure.kind not in names:
         return None
     (key, *_) = figure.keys or (None,)
@@ -181,7 +263,9 @@ def hidden(figure: Figure, study: Study, exported) -> str | None:
                 "its": "months whose counts are suppressed are left out of the observed points",
                 "levels": "levels whose counts are suppressed are left out, and the percentages are of the "
                           "levels shown",
-                "by_cluster": f"{study.clusters.primary} groups whose counts are suppressed are left out"}
+                "by_cluster": f"{study.clusters.primary} groups whose counts are suppressed are left out",
+                "modes": f"{study.clusters.primary} groups whose counts are suppressed here or in another output "
+                         "are left out (a mode and its conditional SD give a group's size and events back)"}
     return f"Under disclosure control ({rules.description}): {left_out[figure.kind]}."
 
 
@@ -230,6 +314,21 @@ def draw(figure: Figure, study: Study, entries: dict[str, Entry], tables: dict[s
         return figures.its(its(exported("its_curves"), study, figure.keys), change=study.change_point,
                            change_label="Change point",
                            xlabel="Week (its Monday)" if study.design.time_unit == "week" else "Month")
+    if figure.kind == "modes":
+        table = exported(figure.name)
+        cluster = study.clusters.primary
+        shown = table.dropna(subset=["estimate"])
+        # an SD estimated at 0 shrinks every mode to 0 with no spread: say so where the reader looks
+        boundary = "\nSD estimated at 0: every mode is 0" if len(shown) and shown["std_error"].eq(0).all() else ""
+        # short lines: a single-column figure's label cannot run wider than the figure
+        return figures.caterpillar(
+            shown, count_header="n", title=outcomes[0].short,
+            xlabel=f"{cluster.capitalize()} random intercept (log-odds)\nmode \u00b1 1.96 conditional SD; 0 = average"
+                   f"{boundary}",
+            # no point: every cluster hidden, or a model that was not fitted (its one row, with no cluster, says why)
+            empty=f"No {cluster} can be shown under disclosure control"
+            if table["cluster"].dropna().astype(str).ne("").any()
+            else next(iter(table["warnings"].dropna()), "The model was not fitted"))
     (key,) = figure.keys
     return figures.acceptance_by_team(
         by_cluster(exported(f"{outcomes[0].role}_{key}_by_{study.clusters.primary}")),

@@ -14,6 +14,7 @@ from analysis.figures._draw import code_sha256, drawn_by
 from analysis.figures.files import read_provenance, save
 from analysis.figures.plots import (
     acceptance_by_team,
+    caterpillar,
     forest,
     harm_severity,
     its,
@@ -26,6 +27,7 @@ from analysis.figures.style import figure_size, house_style
 
 __all__ = [
     "acceptance_by_team",
+    "caterpillar",
     "code_sha256",
     "drawn_by",
     "figure_size",

@@ -526,3 +526,58 @@ def power_curve(frame: pd.DataFrame, *, xlabel: str = "Clusters", targets=(0.8, 
     # above the panels, as in the house's other figures: inside, a rising curve would run under it
     figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside upper center", ncols=min(len(effects), 3))
     return figure
+
+
+@figure_function
+def caterpillar(frame: pd.DataFrame, *, xlabel: str = "Random intercept (log-odds scale)", title: str = "",
+                count_header: str = "n", empty: str = "No cluster to show", width="single",
+                height_mm: float | None = None):
+    """A caterpillar plot: each cluster's conditional mode of the random intercept with its interval (mode
+    +/- z conditional SD, conditional on the model's estimates), sorted by mode (highest at the top), a
+    line at 0 (the average cluster), and the cluster's n printed beside the axes on its own line.
+
+    frame columns: `cluster` (label), `n`, `estimate`, `conf_low`, `conf_high` (on the link scale, as
+    `analysis.stats.random_effects` gives them). `title` names the outcome above the panel. An empty frame
+    (every cluster hidden) draws `empty` as text.
+    Beyond 40 clusters the labels and counts are left off: the shape of the distribution is what shows.
+    """
+    # no rows is allowed (every cluster hidden); missing columns are not
+    require(frame if len(frame) else frame.reindex(index=[0]), ["cluster", "n", "estimate", "conf_low", "conf_high"],
+            "caterpillar")
+    unique(frame, ["cluster"], "caterpillar")
+    rows = len(frame)
+    figure, axes = new_figure(width, height_mm or min(24 + 6 * max(rows, 2), style.MAX_HEIGHT_MM))
+    ax = axes[0, 0]
+    if title:
+        ax.set_title(title, fontsize=style.LABEL_PT, fontweight="bold")
+    if not rows:
+        ax.text(0.5, 0.5, textwrap.fill(empty, 50), transform=ax.transAxes, ha="center", va="center",
+                fontsize=style.LABEL_PT, color=style.MUTED)
+        ax.set_axis_off()
+        return figure
+    ordered = frame.sort_values(["estimate", "cluster"], kind="stable").reset_index(drop=True)
+    y = np.arange(rows, dtype=float)
+    mode = ordered["estimate"].to_numpy(float)
+    low, high = ordered["conf_low"].to_numpy(float), ordered["conf_high"].to_numpy(float)
+    ax.axvline(0.0, color=style.REFERENCE_LINE, linewidth=0.7, zorder=1)
+    ax.errorbar(mode, y, xerr=np.vstack([np.clip(mode - low, 0, None), np.clip(high - mode, 0, None)]), fmt="o",
+                color=style.OURS_COLOUR, markersize=3.6, markeredgecolor="white", markeredgewidth=0.5,
+                elinewidth=1.0, capsize=0, zorder=3)
+    labelled = rows <= 40
+    if labelled:
+        column = beside_axes(ax, 6)
+        for y_row, n in zip(y, ordered["n"], strict=True):
+            ax.text(1, y_row, f"{int(n)}", transform=column, ha="left", va="center", fontsize=style.TICK_PT)
+        ax.text(1, rows - 0.5, count_header, transform=column, ha="left", va="bottom", fontsize=style.TICK_PT,
+                color=style.MUTED)
+        ax.set_yticks(y, [textwrap.fill(str(c), 22) for c in ordered["cluster"]])
+    else:
+        ax.set_yticks([])
+    ax.set_ylim(-0.6, rows - 0.4)
+    ax.tick_params(axis="y", length=0)
+    # symmetric about 0, so that above and below the average cluster read at the same scale
+    reach = max(float(np.nanmax(np.abs(np.r_[low, high]))), 0.1) * 1.08
+    ax.set_xlim(-reach, reach)
+    ax.grid(axis="x")
+    ax.set_xlabel(xlabel)
+    return figure

@@ -41,6 +41,7 @@ from analysis.stats.tidy import (
     frame,
     row,
     wald_rows,
+    with_df_resid,
     z_quantile,
 )
 
@@ -439,7 +440,13 @@ def _mixed_glm(
                     warnings=str(notes),
                 )
             )
-    return frame(rows)
+    if model.unfitted:
+        return frame(rows)
+    # residual df as lme4's df.residual (nobs less npar: the fixed effects and one variance parameter per
+    # random intercept; rows, not trials, are the observations), not as statsmodels' mixed models, which count
+    # the fixed effects only: a variance is fitted to the same rows, and the stricter count is the one a
+    # disclosure check should read. The cluster modes are predictions, not parameters, in both.
+    return with_df_resid(frame(rows), d.n - len(d.kept) - len(model.fitted_clusters))
 
 
 def mixed_logistic(
@@ -639,9 +646,11 @@ def random_effects(
     Rows: one per cluster column and level, in the order of the sorted levels: ``term``
     "(Intercept)|<cluster>", ``estimate`` the conditional mode, ``std_error`` the conditional SD,
     ``conf_low``/``conf_high`` the mode +/- z SD (the intervals of lme4's ``dotplot(ranef(condVar =
-    TRUE))``, conditional as above), and the extra columns ``group`` (the cluster column) and ``level``.
-    A cluster column that could not carry a random intercept, or a model that could not be fitted, gives
-    one row with missing numbers and the reason in ``warnings``. Against lme4's ``ranef`` of glmer with
+    TRUE))``, conditional as above), ``n`` the level's observations in the fit (its rows, or its trials
+    with ``trials``), and the extra columns ``group`` (the cluster column), ``level`` and ``events`` (the
+    level's sum of the outcome: its events, or its counts for ``poisson``). A cluster column that could not
+    carry a random intercept, or a model that could not be fitted, gives one row with missing numbers, the
+    model's ``n`` and the reason in ``warnings``. Against lme4's ``ranef`` of glmer with
     ``tolPwrss = 1e-13`` (tests/stats/test_mixed.py).
 
     >>> rng = np.random.default_rng(1)
@@ -662,15 +671,23 @@ def random_effects(
         f"{model.method}; conditional mode of the random intercept ({kind.scale} scale) given the estimates, "
         "with its conditional SD (lme4 ranef, condVar = TRUE); interval mode +/- z SD"
     )
+    # each level's own observations (rows, or trials with `trials`), by which its mode is shrunk, and events
+    observations = pd.DataFrame({
+        "n": np.ones(model.d.n) if trials is None else model.d.data[trials].to_numpy(dtype=float),
+        "events": model.d.y,
+    })
     rows = []
     for cluster in model.clusters:
         term = f"(Intercept)|{cluster}"
         if cluster not in model.fitted_clusters or fitted.laplace is None:
-            rows.append(row(term, method=method, n=model.n, warnings=str(notes), group=cluster, level=""))
+            rows.append(row(term, method=method, n=model.n, warnings=str(notes), group=cluster, level="",
+                            events=math.nan))
             continue
         j = model.fitted_clusters.index(cluster)
         modes, sds = fitted.laplace.modes[j], fitted.laplace.mode_sd[j]
-        for level, mode, sd in zip(fitted.levels[j], modes, sds, strict=True):
+        sizes = observations.groupby(model.d.data[cluster].to_numpy()).sum().reindex(fitted.levels[j])
+        for level, mode, sd, size, events in zip(fitted.levels[j], modes, sds, sizes["n"], sizes["events"],
+                                                 strict=True):
             rows.append(
                 row(
                     term,
@@ -679,10 +696,11 @@ def random_effects(
                     conf_low=float(mode - z * sd),
                     conf_high=float(mode + z * sd),
                     method=method,
-                    n=model.n,
+                    n=int(round(size)),
                     warnings=str(notes),
                     group=cluster,
                     level=str(level),
+                    events=float(events),
                 )
             )
     return frame(rows)
@@ -772,7 +790,8 @@ def gee_logistic(
     rows = wald_rows(d.x.columns, estimates, ses, exponentiate=True, method=method, n=d.n, notes=notes,
                      confidence=confidence)
     rows.append(row(f"correlation__{cluster}", correlation, method=correlation_method, n=d.n, warnings=str(notes)))
-    return frame(rows)
+    # statsmodels' GEE df_resid: n less the coefficients (the working correlation is a nuisance, not counted)
+    return frame(rows) if unfitted else with_df_resid(frame(rows), d.n - len(d.kept))
 
 
 def _gls_standard_errors(model, ratio: float, scale: float) -> np.ndarray:
@@ -877,7 +896,9 @@ def linear_mixed(
     rows.append(row(f"sd__(Intercept)|{cluster}", sd_cluster, method=method + "; between-cluster SD", n=d.n,
                     warnings=str(notes)))
     rows.append(row("sd__Residual", math.sqrt(scale), method=method + "; residual SD", n=d.n, warnings=str(notes)))
-    return frame(rows)
+    # lme4's df.residual of an lmer fit: nobs less the fixed effects, the random-intercept variance and the
+    # residual variance (see `_mixed_glm`)
+    return with_df_resid(frame(rows), d.n - len(d.kept) - 2)
 
 
 def _least_squares(d: Design, cluster: str, notes: Notes, confidence: float) -> pd.DataFrame:
@@ -898,4 +919,4 @@ def _least_squares(d: Design, cluster: str, notes: Notes, confidence: float) -> 
     )
     rows.append(row(f"sd__(Intercept)|{cluster}", method=method + "; between-cluster SD", n=d.n, warnings=str(notes)))
     rows.append(row("sd__Residual", math.sqrt(fit.scale), method=method + "; residual SD", n=d.n, warnings=str(notes)))
-    return frame(rows)
+    return with_df_resid(frame(rows), fit.df_resid)

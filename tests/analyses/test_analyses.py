@@ -140,7 +140,7 @@ def test_figure_frames_come_from_the_ledger(prepared):
 def test_the_reference_study_gets_its_figures_from_its_declarations(prepared):
     names = [f.name for f in figure_data.figures_of(prepared.study, has_monthly=True)]
     assert names == ["proportions", "forest", "harm_levels", "harm_vas_values", "mai_values", "monthly",
-                     "acceptance_by_team"]
+                     "acceptance_by_team", "admission_error_modes_by_team", "discharge_error_modes_by_team"]
     forest = next(f for f in figure_data.figures_of(prepared.study, True) if f.name == "forest")
     assert forest.keys == ("admission_error", "discharge_error")  # the primary outcomes: the headline
 

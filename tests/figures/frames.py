@@ -172,3 +172,15 @@ def power_curve_frame() -> pd.DataFrame:
             rows.append({"panel": "", "effect": effect, "size": size, "estimate": float(estimate),
                          "conf_low": float(low), "conf_high": float(high)})
     return pd.DataFrame(rows)
+
+
+def caterpillar_frame() -> pd.DataFrame:
+    """Random-intercept modes of eight teams with conditional SDs (log-odds), in no order (the figure sorts them):
+    the shape of `analysis.analyses.figure_data.modes`'s table."""
+    teams = {"Cardiology": (28, 0.009, 0.167), "Endocrinology": (19, -0.089, 0.173),
+             "Gastroenterology": (16, 0.020, 0.173), "General internal medicine": (15, 0.014, 0.172),
+             "Medicine for the elderly": (42, -0.069, 0.164), "Nephrology": (31, 0.007, 0.166),
+             "Neurology": (37, 0.136, 0.165), "Respiratory medicine": (45, -0.024, 0.162)}
+    return pd.DataFrame([{"cluster": team, "n": n, "estimate": mode, "std_error": sd,
+                          "conf_low": mode - 1.959963984540054 * sd, "conf_high": mode + 1.959963984540054 * sd}
+                         for team, (n, mode, sd) in teams.items()])

@@ -66,6 +66,7 @@ FIGURES = {
                         "Control series (fitted)"]),
     "power_curve": (lambda: plots.power_curve(frames.power_curve_frame(), xlabel="Clusters per period"),
                     ["OR 0.5", "OR 0.7"]),
+    "caterpillar": (lambda: figures.caterpillar(frames.caterpillar_frame(), title="Error at admission"), []),
 }
 
 
@@ -265,6 +266,24 @@ def test_plot_module_holds_only_the_plot_functions():
 def test_repeated_rows_are_refused(draw, frame):
     with pytest.raises(ValueError, match="more than one row"):
         draw(pd.concat([frame, frame.iloc[[0]]], ignore_index=True))
+
+
+def test_caterpillar_sorts_by_mode_around_zero_and_prints_each_n(monkeypatch):
+    frame = frames.caterpillar_frame()
+    figure = figures.caterpillar(frame)
+    ax = figure.axes[0]
+    ordered = frame.sort_values("estimate")
+    assert [t.get_text().replace("\n", " ") for t in ax.get_yticklabels()] == ordered["cluster"].tolist()
+    np.testing.assert_allclose(ax.containers[0][0].get_xdata(), ordered["estimate"])  # y 0 is the lowest mode
+    assert any(np.allclose(line.get_xdata(), 0.0) for line in ax.lines)
+    low, high = ax.get_xlim()
+    assert low == pytest.approx(-high) and high > ordered["conf_high"].max()
+    texts = {t.get_text() for t in drawn_texts(figure, monkeypatch)}
+    assert {str(n) for n in frame["n"]} <= texts
+    empty = figures.caterpillar(frame.iloc[:0], empty="No team can be shown")
+    assert [t.get_text() for t in empty.axes[0].texts] == ["No team can be shown"]
+    with pytest.raises(ValueError, match="conf_high"):
+        figures.caterpillar(frame.iloc[:0].drop(columns="conf_high"))
 
 
 def test_open_ended_interval_runs_to_the_axis_edge():

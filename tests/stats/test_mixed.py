@@ -781,3 +781,25 @@ def test_poisson_agq_log_likelihood_is_glmers(agq_poisson_data, r_results):
     saturated = float(np.sum(special.xlogy(y, y) - y - special.gammaln(y + 1)))
     loglik = r_results("mixed")("agq10_poisson_exact", "glmer", "loglik")
     assert -fit.deviance / 2 - saturated == pytest.approx(loglik, abs=AGQ_LOGLIK_ABS)
+
+
+@pytest.mark.parametrize("dataset", ["crossed_exact", "trials_exact"])
+def test_random_effects_n_and_events_are_each_levels_own(dataset, scale_data):
+    # a level's n is its rows in the fit (its trials with trials=) and its events the sum of the outcome, as a
+    # groupby counts them; a row the model leaves out (a missing covariate) is not counted
+    file, formula, clusters, options = RANEF_MODELS[dataset]
+    data = scale_data(file, dataset).copy()
+    covariate = {"crossed_exact": "age10", "trials_exact": "age_group"}[dataset]
+    data[covariate] = data[covariate].astype(float)
+    data.loc[data.index[:7], covariate] = np.nan
+    out = M.random_effects(data, formula, clusters, **options)
+    kept = data.dropna(subset=[covariate, *clusters])
+    for cluster in clusters:
+        rows = out[out["group"] == cluster].set_index("level")
+        counted = kept["trials"].groupby(kept[cluster]).sum() if "trials" in options else kept.groupby(cluster).size()
+        counted.index = counted.index.astype(str)
+        assert rows["n"].to_dict() == counted.to_dict()
+        outcome = formula.split(" ~")[0]
+        events = kept[outcome].groupby(kept[cluster]).sum()
+        assert rows["events"].to_dict() == {str(k): float(v) for k, v in events.items()}
+        assert rows["n"].sum() == (kept["trials"].sum() if "trials" in options else len(kept))
