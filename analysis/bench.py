@@ -24,7 +24,7 @@ from pathlib import Path
 
 from analysis.config import Study, load_study
 from analysis.paths import ROOT, atomic_write, relative
-from analysis.run.pipeline import load_pipeline
+from analysis.run.pipeline import for_study, load_pipeline
 from analysis.run.relocate import relocate
 
 RESULTS = ROOT / "tests" / "benchmarks" / "RESULTS.md"
@@ -73,7 +73,7 @@ def runner(study: Study, echo) -> list[tuple]:
         rows.append(("cold run of every notebook (python -m analysis run --force)", cold, "s", "", "2 parallel"))
         by_name = {o.step.name: o.seconds for o in report.ran}
         scripts = relocate(study, Path(tmp) / "scripts")
-        for step in load_pipeline():
+        for step in for_study(load_pipeline(), study):  # the notebooks that run for this study
             path = Path(tmp) / f"{step.name}.py"
             path.write_text(_script(step.source, scripts.file))
             started = time.perf_counter()
