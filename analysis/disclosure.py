@@ -33,7 +33,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.optimize
 
 from analysis.config import Study
 from analysis.errors import StudyError
@@ -371,6 +370,8 @@ def feasible_intervals(values, hidden, lines) -> dict[tuple[int, int], tuple[flo
                 equations[r, position[cell]] = coefficient
     # what the hidden cells of a line add up to is what the published total (or 0) less the shown cells leaves
     sums = np.array([sum(c * values[cell] for cell, c in line.items() if hidden[cell]) for line in lines])
+    import scipy.optimize  # here: 0.3 s that every `run` and `paper`, which import this module, would pay
+
     intervals = {}
     for cell, k in position.items():
         objective = np.zeros(len(unknowns))

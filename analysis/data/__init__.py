@@ -10,6 +10,18 @@ For the notebooks:
 For the runner, before any notebook: `check_raw_data(study, accept_new_data=...)`.
 """
 
-from analysis.data.step import Prepared, check_raw_data, load, prepare, published_as_printed
-
 __all__ = ["Prepared", "check_raw_data", "load", "prepare", "published_as_printed"]
+
+
+def __getattr__(name: str):
+    # The data step (pandera, validation) loads on first use, not with the package: a `run` with nothing new
+    # only compares the raw files' hashes with the manifest (`check_raw_data`), and should not pay 0.2 s for it.
+    if name == "check_raw_data":
+        from analysis.data.manifest import check_raw_data
+
+        return check_raw_data
+    if name in __all__:
+        from analysis.data import step
+
+        return getattr(step, name)
+    raise AttributeError(f"module 'analysis.data' has no attribute {name!r}")

@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +27,10 @@ import numpy as np
 import pandas as pd
 import pyarrow
 
-from analysis.config import Study
+from analysis.config import Study, load_study
 from analysis.data.dictionary import PUBLISHED_DICTIONARY, RAW_DICTIONARY
 from analysis.errors import StudyError
-from analysis.paths import ROOT, relative, resolve
+from analysis.paths import ROOT, relative, resolve, writer_gone
 from analysis.provenance import sha256_file
 
 MANIFEST = "manifest.json"
@@ -41,6 +43,21 @@ def manifest_path(study: Study) -> Path:
 
 def derived_dir(study: Study) -> Path:
     return study.output_dir / "derived"
+
+
+# The two folders beside derived/ while the data step (step.py) a new set replaces it, named after the writing process
+NEW_SET, OLD_SET = ".derived-new-", ".derived-old-"
+LEFTOVER_SET = re.compile(r"^\.derived-(?:new|old)-(.+)$")
+
+
+def remove_leftovers(study: Study) -> list[Path]:
+    """Remove the derived sets a killed data step left beside derived/ (kill -9 between its two renames):
+    patient-level copies that nothing else would ever remove. A set whose writer still runs is kept."""
+    left = [path for path in study.output_dir.glob(".derived-*")
+            if (found := LEFTOVER_SET.match(path.name)) and path.is_dir() and writer_gone(found[1])]
+    for path in left:
+        shutil.rmtree(path)
+    return left
 
 
 def find_generator_metadata(files: list[Path]) -> Path | None:
@@ -135,6 +152,26 @@ def raw_changes(study: Study, hashes: dict[Path, str] | None = None) -> list[Raw
             if new != recorded[key]["sha256"]:
                 changes.append(RawChange(key, recorded[key]["sha256"], new))
     return changes
+
+
+def check_raw_data(study: Study | str | Path, accept_new_data: bool = False) -> list[str]:
+    """Before the notebooks run: stop if a raw file changed since the manifest, or accept it.
+
+    Without `accept_new_data` a changed file is a StudyError naming it with its old and new hash.
+    With it, the data step is redone at once (validate, derive, write, manifest), so the notebooks
+    that follow read derived data and a manifest that match the new raw files. Returns the paths
+    of the files that changed (empty when nothing did or no manifest exists yet).
+    """
+    study = study if isinstance(study, Study) else load_study(study)
+    changes = raw_changes(study)
+    if changes:
+        if not accept_new_data:
+            raise StudyError(changed_message(study, changes))
+        # here, not with this module: validation (pandera) costs every `run` 0.2 s, and most have no new data
+        from analysis.data.step import prepare
+
+        prepare(study, accept_new_data=True)
+    return [c.path for c in changes]
 
 
 def changed_message(study: Study, changes: list[RawChange]) -> str:

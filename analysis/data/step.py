@@ -9,7 +9,6 @@ failure at any point leaves the previous set as it was.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 import uuid
@@ -25,6 +24,8 @@ import pyarrow.parquet as pq
 from analysis.config import Study, load_study
 from analysis.data.derive import derive_each, flow
 from analysis.data.manifest import (
+    NEW_SET,
+    OLD_SET,
     build_manifest,
     changed_message,
     derived_dir,
@@ -33,16 +34,14 @@ from analysis.data.manifest import (
     raw_changes,
     raw_hashes,
     read_manifest,
+    remove_leftovers,
 )
 from analysis.data.validate import published_files, validate_published, validate_study
 from analysis.errors import StudyError
-from analysis.paths import atomic_write, relative, resolve, writer_gone
+from analysis.paths import atomic_write, relative, resolve
 from analysis.provenance import sha256_file
 
 FLOW = "flow"
-# The two folders beside derived/ while a new set replaces it, named after the writing process
-NEW_SET, OLD_SET = ".derived-new-", ".derived-old-"
-LEFTOVER_SET = re.compile(r"^\.derived-(?:new|old)-(.+)$")
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,7 @@ def prepare(study: Study | str | Path, accept_new_data: bool = False) -> Prepare
         manifest = _write_set(study, derived(), rows, unchanged)
     if not study.synthetic:
         # a fresh derived/ replaced the folder and its .gitignore: real patients' rows stay out of git
-        from analysis.disclosure import ignore_derived  # (and its scipy) only for real data
+        from analysis.disclosure import ignore_derived
 
         ignore_derived(study)
     return Prepared(study, {name: frames[name] for name in study.tables}, frames[FLOW], validated.published, manifest)
@@ -194,36 +193,9 @@ def _write_output(study: Study, staging: Path, target: Path, name: str, frame: p
     return {"path": output_key(study, target / path.name), "sha256": sha256_file(path), "rows": len(frame)}
 
 
-def remove_leftovers(study: Study) -> list[Path]:
-    """Remove the derived sets a killed data step left beside derived/ (kill -9 between its two renames):
-    patient-level copies that nothing else would ever remove. A set whose writer still runs is kept."""
-    left = [path for path in study.output_dir.glob(".derived-*")
-            if (found := LEFTOVER_SET.match(path.name)) and path.is_dir() and writer_gone(found[1])]
-    for path in left:
-        shutil.rmtree(path)
-    return left
-
-
 def output_key(study: Study, path: Path) -> str:
     """How the manifest names a derived file: its path inside the study's output folder."""
     return path.relative_to(study.output_dir).as_posix()
-
-
-def check_raw_data(study: Study | str | Path, accept_new_data: bool = False) -> list[str]:
-    """Before the notebooks run: stop if a raw file changed since the manifest, or accept it.
-
-    Without `accept_new_data` a changed file is a StudyError naming it with its old and new hash.
-    With it, the data step is redone at once (validate, derive, write, manifest), so the notebooks
-    that follow read derived data and a manifest that match the new raw files. Returns the paths
-    of the files that changed (empty when nothing did or no manifest exists yet).
-    """
-    study = _study(study)
-    changes = raw_changes(study)
-    if changes:
-        if not accept_new_data:
-            raise StudyError(changed_message(study, changes))
-        prepare(study, accept_new_data=True)
-    return [c.path for c in changes]
 
 
 def published_as_printed(study: Study | str | Path) -> dict[str, pd.DataFrame]:

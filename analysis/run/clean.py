@@ -15,8 +15,7 @@ from pathlib import Path
 
 from analysis import ledger, paper, tables
 from analysis.config import Study, load_study
-from analysis.data.manifest import MANIFEST, derived_dir, read_manifest
-from analysis.data.step import remove_leftovers
+from analysis.data.manifest import MANIFEST, derived_dir, read_manifest, remove_leftovers
 from analysis.errors import StudyError
 from analysis.figures.files import WRITERS
 from analysis.paths import LOCK_NAME, relative, remove_stale_scratch

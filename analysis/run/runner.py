@@ -57,7 +57,7 @@ def run_study(
     stops the notebooks that need the failed one, not the others. A notebook whose `when:` the study file
     does not declare is left out. `pipeline`: the pipeline file, `PIPELINE_FILE` as it is when called.
     """
-    from analysis.data.step import remove_leftovers  # pandas and pyarrow: not for `python -m analysis list`
+    from analysis.data.manifest import remove_leftovers  # pandas and pyarrow: not for `python -m analysis list`
 
     started = time.perf_counter()
     steps = for_study(select(load_pipeline(pipeline or PIPELINE_FILE), notebooks), study, notebooks)
