@@ -353,7 +353,8 @@ class Outcome(_Strict):
     label: str
     short_label: str | None = Field(None, description="for figures; default the label")
     axis_label: str | None = Field(None, description="continuous: the figure's value axis; default the label")
-    higher: Literal["better", "worse"] | None = Field(None, description="continuous: which direction is better")
+    higher: Literal["better", "worse"] | None = Field(
+        None, description="continuous and ordinal: which direction is better (ordinal: the later levels)")
     event: Event | None = None
     levels: list[str] | None = Field(None, description="ordinal: the levels, least to most")
     exposure: str | None = Field(None, description="count: the exposure column (offset log(exposure))")

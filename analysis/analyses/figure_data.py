@@ -297,7 +297,8 @@ def draw(figure: Figure, study: Study, entries: dict[str, Entry], tables: dict[s
         (key,) = figure.keys
         return figures.harm_severity(levels(exported(f"{outcomes[0].role}_{key}_levels")),
                                      severities=tuple(outcomes[0].levels or ()),
-                                     xlabel=f"{units[0].capitalize()} (%)", legend_title=outcomes[0].short)
+                                     xlabel=f"{units[0].capitalize()} (%)", legend_title=outcomes[0].short,
+                                     warning=outcomes[0].higher == "worse")
     if figure.kind == "values":
         first = outcomes[0]
         worse = {"worse": "(higher = worse)", "better": "(higher = better)"}.get(first.higher or "", "")

@@ -181,13 +181,14 @@ def forest(frame: pd.DataFrame, *, width="double", height_mm: float | None = Non
 @figure_function
 def harm_severity(frame: pd.DataFrame, *, width="single", height_mm: float | None = None,
                   severities: tuple[str, ...] | None = None, xlabel: str = "Patients (%)",
-                  legend_title: str = "Potential harm"):
+                  legend_title: str = "Potential harm", warning: bool = True):
     """Potential harm severity by period as 100% stacked bars, with the number of patients per bar.
 
     frame columns: `period_label` (the earlier period first, or give a `period` column), `severity`,
     `count`. Severity order: `severities` if given, else the categories of an ordered categorical
     `severity`, else none < minor < moderate < severe. Shares wide enough to hold their number are
-    labelled in percent.
+    labelled in percent. `warning`: yellow-to-red levels, for a scale whose later levels are worse (harm);
+    otherwise blues (`style.sequential`).
     """
     require(frame, ["period_label", "severity", "count"], "harm_severity")
     keys, periods = period_keys(frame, "harm_severity")
@@ -200,7 +201,7 @@ def harm_severity(frame: pd.DataFrame, *, width="single", height_mm: float | Non
         raise ValueError(f"harm_severity(): severity {unknown} is not one of {list(severities)}")
     counts = (frame.assign(period=keys.to_numpy(), severity=frame["severity"].astype(str))
               .groupby(["period", "severity"])["count"].sum())
-    colours = style.sequential(len(severities))
+    colours = style.sequential(len(severities), warning)
     figure, axes = new_figure(width, height_mm or 24 + 14 * len(periods))
     ax = axes[0, 0]
     figure.draw_without_rendering()  # fixes the layout, so segment widths can be measured in points
@@ -294,7 +295,10 @@ def mai_change(frame: pd.DataFrame, *, width="single", height_mm: float | None =
                 stats.update(whislo=np.percentile(values, 10), whishi=np.percentile(values, 90))
                 ax.bxp([stats], **box)
             counts.append(f"n = {len(values)}")
-    ax.axhline(0, color=style.REFERENCE_LINE, linewidth=0.7, zorder=1)
+    if frame["change"].min() <= 0 <= frame["change"].max():
+        # a reference where the values reach it: no change for a change score; a scale from 15 to 85 would
+        # have its axis stretched to a zero nobody has
+        ax.axhline(0, color=style.REFERENCE_LINE, linewidth=0.7, zorder=1)
     ax.set_xticks(positions, counts)
     ax.tick_params(axis="x", length=0)
     groups = ax.secondary_xaxis("bottom")

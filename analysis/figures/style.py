@@ -169,12 +169,14 @@ def figure_size(width: str | float = "single", height_mm: float | None = None,
     return width_mm / MM_PER_INCH, height / MM_PER_INCH
 
 
-def sequential(n: int) -> tuple[str, ...]:
-    """n ordered colours, light to dark: the four-class palette for four, else sampled from YlOrRd."""
-    if n == len(SEQUENTIAL_4):
+def sequential(n: int, warning: bool = True) -> tuple[str, ...]:
+    """n ordered colours, light to dark. `warning`: yellow to red, for levels that get worse (the four-class
+    palette for four, else sampled from YlOrRd); otherwise light to dark blue, which says "more" without
+    saying "worse" (a satisfaction scale's best level in red would read as its worst)."""
+    if warning and n == len(SEQUENTIAL_4):
         return SEQUENTIAL_4
-    cmap = mpl.colormaps["YlOrRd"]
-    return tuple(to_hex(cmap(x)) for x in np.linspace(0.0, 0.9, n))
+    cmap = mpl.colormaps["YlOrRd" if warning else "Blues"]
+    return tuple(to_hex(cmap(x)) for x in np.linspace(0.0 if warning else 0.15, 0.9, n))
 
 
 def grey_level(colour) -> float:

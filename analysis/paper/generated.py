@@ -615,6 +615,8 @@ class _Writer:
                 words.append("event: " + " or ".join(markdown(v) for v in values))
         if o.type == "ordinal":
             words.append("levels " + " < ".join(markdown(level) for level in o.levels or []))
+            if o.higher:
+                words.append(f"later levels are {o.higher}")
         if o.type == "count":
             words.append(f"events per {self.per(key)}")
         if o.type == "continuous" and o.higher:

@@ -191,6 +191,19 @@ def test_harm_bars_are_shares_of_each_period():
     assert widths[3] == pytest.approx(100 * 6 / 101)
 
 
+def test_the_zero_line_is_drawn_only_where_the_values_reach_zero():
+    """A change score crosses 0 (no change); a symptom score from 17 to 86 would have its axis stretched to 0."""
+    def zero_lines(frame):
+        figure = figures.mai_change(frame)
+        return [line for line in figure.axes[0].get_lines() if list(line.get_ydata()) == [0, 0]]
+
+    frame = frames.mai_frame()
+    assert frame["change"].min() < 0 < frame["change"].max() and len(zero_lines(frame)) == 1
+    score = frame.assign(change=frame["change"] - frame["change"].min() + 17)
+    assert zero_lines(score) == []
+    assert figures.mai_change(score).axes[0].get_ylim()[0] > 0
+
+
 def test_mai_shows_every_patient():
     frame = frames.mai_frame()
     figure = figures.mai_change(frame)

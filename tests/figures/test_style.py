@@ -8,6 +8,7 @@ import sys
 
 import matplotlib as mpl
 import pytest
+from matplotlib.colors import to_rgb
 
 from analysis.figures import style
 
@@ -52,11 +53,22 @@ def test_before_and_after_separate_in_grey_and_in_shape():
     assert style.PERIOD_MARKERS["before"] != style.PERIOD_MARKERS["after"]
 
 
+@pytest.mark.parametrize("warning", [True, False])
 @pytest.mark.parametrize("n", [3, 4, 5])
-def test_ordered_categories_get_darker_step_by_step(n):
-    grey = [style.grey_level(colour) for colour in style.sequential(n)]
+def test_ordered_categories_get_darker_step_by_step(n, warning):
+    """In print and for readers who do not see colour, the levels are told apart by lightness alone."""
+    grey = [style.grey_level(colour) for colour in style.sequential(n, warning)]
     steps = [a - b for a, b in zip(grey, grey[1:], strict=False)]
     assert min(steps) >= 0.1, grey
+
+
+def test_levels_that_do_not_get_worse_are_not_drawn_in_warning_colours():
+    """A satisfaction scale's best level in red would read as its worst: the warning palette (yellow to red)
+    is for scales whose later levels are worse; the other is blue, more blue than red in every colour."""
+    assert style.sequential(4) == style.SEQUENTIAL_4
+    for colour in style.sequential(4, warning=False):
+        red, _, blue = to_rgb(colour)
+        assert blue > red, colour
 
 
 def test_text_on_fills_stays_readable():
