@@ -45,7 +45,8 @@ def derived_dir(study: Study) -> Path:
     return study.output_dir / "derived"
 
 
-# The two folders beside derived/ while the data step (step.py) a new set replaces it, named after the writing process
+# The two folders beside derived/ while the data step (step.py) replaces it with a new set, named after the
+# writing process
 NEW_SET, OLD_SET = ".derived-new-", ".derived-old-"
 LEFTOVER_SET = re.compile(r"^\.derived-(?:new|old)-(.+)$")
 

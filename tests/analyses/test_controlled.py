@@ -16,14 +16,19 @@ from analysis.data import load
 REFERENCE = Path(__file__).resolve().parents[1] / "reference"
 
 
-@pytest.fixture
-def study(write_study):
+def controlled_study(write_study, **design):
+    """A controlled before-after study of sites, intervention 1 against control 0, adjusted for age."""
     columns = {"id": {"type": "string"}, "admitted": {"type": "date"}, "event": {"type": "boolean"},
                "site": {"type": "string"}, "intervention": {"type": "integer"}, "age": {"type": "number"}}
     return load_study(write_study({
         "tables.patients.columns": columns, "covariates": ["age"],
-        "design": {"type": "controlled_before_after", "sites": "site",
+        "design": {"type": "controlled_before_after", "sites": "site", **design,
                    "group": {"column": "intervention", "intervention": 1, "control": 0}}}))
+
+
+@pytest.fixture
+def study(write_study):
+    return controlled_study(write_study)
 
 
 @pytest.fixture
@@ -102,12 +107,7 @@ def test_a_population_on_the_group_column_is_lifted_for_the_difference_in_differ
 
 @pytest.fixture
 def timed_study(write_study):
-    columns = {"id": {"type": "string"}, "admitted": {"type": "date"}, "event": {"type": "boolean"},
-               "site": {"type": "string"}, "intervention": {"type": "integer"}, "age": {"type": "number"}}
-    return load_study(write_study({
-        "tables.patients.columns": columns, "covariates": ["age"],
-        "design": {"type": "controlled_before_after", "sites": "site", "time_unit": "quarter",
-                   "group": {"column": "intervention", "intervention": 1, "control": 0}}}))
+    return controlled_study(write_study, time_unit="quarter")
 
 
 @pytest.fixture

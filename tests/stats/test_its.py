@@ -19,6 +19,17 @@ HAC = 1e-8
 CHANGES = {"seasonal": 36, "short": 12}
 
 
+def assert_as_r(ours, theirs: dict, *case) -> None:
+    """Each of R's numbers (term, quantity) equals ours: estimates on R's log scale (ours are ratios, but for the
+    events averted and Durbin-Watson) within COEF, the rest within HAC."""
+    for (term, quantity), value in theirs.items():
+        mine = ours.loc[term, quantity]
+        if quantity == "estimate" and term not in ("events_averted", "durbin_watson"):
+            mine = math.log(mine)
+        tolerance = COEF if quantity == "estimate" else HAC
+        assert mine == pytest.approx(value, rel=tolerance, abs=1e-12), (*case, term, quantity)
+
+
 @pytest.mark.parametrize("dataset", ["seasonal", "short"])
 @pytest.mark.parametrize("family", ["poisson", "binomial"])
 @pytest.mark.parametrize("lag", [1, 3])
@@ -30,12 +41,7 @@ def test_segmented_counts_match_glm_and_neweywest(reference_data, r_results, dat
                             month="month", season=season).set_index("term")
     theirs = r_results("its").items(f"{dataset}_{family}_lag{lag}")
     assert theirs
-    for (term, quantity), value in theirs.items():
-        mine = ours.loc[term, quantity]
-        if quantity == "estimate" and term not in ("events_averted", "durbin_watson"):
-            mine = math.log(mine)
-        tolerance = COEF if quantity == "estimate" else HAC
-        assert mine == pytest.approx(value, rel=tolerance, abs=1e-12), (dataset, family, lag, term, quantity)
+    assert_as_r(ours, theirs, dataset, family, lag)
 
 
 def test_the_counterfactual_is_the_pre_change_trend_and_averted_events_add_up(reference_data):
@@ -68,12 +74,7 @@ def test_a_controlled_series_matches_glm_and_vcovpl(reference_data, r_results, f
     # R's hand-written Driscoll-Kraay covariance is sandwich::vcovPL's to 1e-12: the stored SEs are both
     assert theirs.pop(("vcovPL", "max_relative_difference")) < 1e-12
     assert {t for t, _ in theirs} >= {"level_change_difference", "slope_change_difference", "group_pre_trend"}
-    for (term, quantity), value in theirs.items():
-        mine = ours.loc[term, quantity]
-        if quantity == "estimate" and term not in ("events_averted", "durbin_watson"):
-            mine = math.log(mine)
-        tolerance = COEF if quantity == "estimate" else HAC
-        assert mine == pytest.approx(value, rel=tolerance, abs=1e-12), (family, lag, term, quantity)
+    assert_as_r(ours, theirs, family, lag)
     curves = its_curves(data, "deaths", "admissions", "time", 24, ours.reset_index(), family=family, month="month",
                         group="wigan")
     # the control series' counterfactual is its fit; the intervention's differs only from the change on
@@ -131,12 +132,7 @@ def test_a_weekly_series_matches_glm_and_neweywest(reference_data, r_results, fa
                             harmonics=2, period=WEEKS_PER_YEAR).set_index("term")
     theirs = r_results("its").items(f"weekly_{family}_lag{lag}")
     assert {t for t, _ in theirs} >= {"sin_2", "cos_2", "events_averted", "ljung_box"}
-    for (term, quantity), value in theirs.items():
-        mine = ours.loc[term, quantity]
-        if quantity == "estimate" and term not in ("events_averted", "durbin_watson"):
-            mine = math.log(mine)
-        tolerance = COEF if quantity == "estimate" else HAC
-        assert mine == pytest.approx(value, rel=tolerance, abs=1e-12), (family, lag, term, quantity)
+    assert_as_r(ours, theirs, family, lag)
 
 
 def test_month_indicators_are_refused_for_a_weekly_cycle(reference_data):
