@@ -47,6 +47,11 @@ def test_arrow_reads_what_pandas_reads_or_leaves_it_to_pandas(tmp_path, name):
     data = path.read_bytes()
     fast = read._read_text_arrow(data, encoding, header_row, ",")
     assert (fast is not None) == by_arrow
+    mapped = read._read_text_arrow(read._mapped(path), encoding, header_row, ",")  # as read_raw reads the file
+    assert (mapped is None) == (fast is None)
+    if fast is not None:
+        pd.testing.assert_frame_equal(mapped[0], fast[0])
+        assert mapped[1] == fast[1]
     try:
         reference = read._read_text_pandas(path, data, encoding, header_row, ",", "tables.patients")
     except StudyError as error:  # refused: read_raw says the same
@@ -60,6 +65,14 @@ def test_arrow_reads_what_pandas_reads_or_leaves_it_to_pandas(tmp_path, name):
         assert head == reference.head
     table = read.read_raw(path, encoding=encoding, header_row=header_row)
     pd.testing.assert_frame_equal(table.frame, reference.frame, check_index_type=False)
+
+
+def test_an_empty_file_is_said_to_have_no_header(tmp_path):
+    """Zero bytes cannot be mapped into memory: they are read as no rows, and the message says so."""
+    path = tmp_path / "table.csv"
+    path.write_bytes(b"")
+    with pytest.raises(StudyError, match="the file has only 0 row\\(s\\), so no header on row 1"):
+        read.read_raw(path)
 
 
 def test_row_numbers_are_the_file_lines_when_rows_are_dropped(tmp_path):
